@@ -1,0 +1,50 @@
+import type { Stream } from '../pipeline/types.ts';
+
+/**
+ * One physical line decoded by a format parser. Parsers are pure, never throw, and get the line as
+ * a byte range of a Buffer (`end` excludes the '\n') so the hot path slices nothing it does not keep.
+ */
+export interface ParsedLine {
+  /** the runtime's timestamp text as written (CRI RFC3339Nano, docker `time`); undefined if none */
+  time: string | undefined;
+  stream: Stream | undefined;
+  /** CRI `P`, or a docker `log` without a trailing '\n': the record continues on a later line */
+  partial: boolean;
+  /** the message text (docker: trailing '\n' removed); the whole raw line when `error` is set */
+  message: string;
+  /** why the line is malformed (e.g. 'cri: missing stream'); undefined when it parsed */
+  error: string | undefined;
+  /** the bytes were not valid UTF-8 (decoded with U+FFFD replacements) */
+  invalidUtf8: boolean;
+}
+
+export type LineParser = (buf: Buffer, start: number, end: number) => ParsedLine;
+
+/** Bit flags a record can carry; rendered as `log.flags` in the document. */
+export const RecordFlag = {
+  /** the line did not match its format; `message` is the raw line */
+  ParseError: 1,
+  /** bytes were not valid UTF-8 */
+  InvalidUtf8: 2,
+  /** one piece of a record longer than max-line-bytes */
+  Split: 4,
+  /** joined from CRI P / docker partial fragments */
+  Partial: 8,
+  /** emitted without its final newline (file rotated away / deleted / truncated) */
+  Incomplete: 16,
+} as const;
+
+/** A logical record: one or more physical lines joined, ready to be encoded. */
+export interface LogRecord {
+  /** byte offset of the first byte of the record's first physical line */
+  offset: number;
+  time: string | undefined;
+  stream: Stream | undefined;
+  message: string;
+  /** RecordFlag bits */
+  flags: number;
+  /** parse error reason, when flags has ParseError */
+  error: string | undefined;
+  /** 0-based piece number when flags has Split */
+  part: number;
+}
