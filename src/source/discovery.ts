@@ -1,0 +1,64 @@
+import { glob, stat } from 'node:fs/promises';
+import { isAbsolute, resolve, sep } from 'node:path';
+
+const GLOB_CHARS = /[*?[\]{}]/;
+
+export function hasGlob(pattern: string): boolean {
+  return GLOB_CHARS.test(pattern);
+}
+
+/** The directory a pattern's matches live under: its leading components without glob characters. */
+export function globBase(pattern: string): string {
+  const abs = isAbsolute(pattern) ? pattern : resolve(pattern);
+  if (!hasGlob(abs)) return abs;
+  const parts = abs.split(sep);
+  const fixed: string[] = [];
+  for (const part of parts) {
+    if (hasGlob(part)) break;
+    fixed.push(part);
+  }
+  return fixed.join(sep) || sep;
+}
+
+export interface Match {
+  path: string;
+  dev: number;
+  ino: number;
+  size: number;
+}
+
+/**
+ * Expands paths and globs to the regular files they name now. Symlinks are followed (a file's
+ * identity is its target) and a target reached by several paths is listed once, under the first.
+ */
+export async function expandPatterns(patterns: readonly string[]): Promise<Match[]> {
+  const out: Match[] = [];
+  const seen = new Set<string>();
+  for (const pattern of patterns) {
+    const abs = isAbsolute(pattern) ? pattern : resolve(pattern);
+    const paths: string[] = [];
+    if (hasGlob(abs)) {
+      try {
+        for await (const p of glob(abs)) paths.push(p);
+      } catch {
+        // a base directory that does not exist yet matches nothing
+      }
+      paths.sort();
+    } else {
+      paths.push(abs);
+    }
+    for (const path of paths) {
+      try {
+        const st = await stat(path);
+        if (!st.isFile()) continue;
+        const key = `${st.dev}:${st.ino}`;
+        if (seen.has(key)) continue;
+        seen.add(key);
+        out.push({ path, dev: st.dev, ino: st.ino, size: st.size });
+      } catch {
+        // vanished between listing and stat, or unreadable: the next scan sees it again
+      }
+    }
+  }
+  return out;
+}

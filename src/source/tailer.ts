@@ -1,0 +1,691 @@
+import { type FileHandle, open, stat } from 'node:fs/promises';
+import { type FSWatcher, watch } from 'chokidar';
+import { documentContext } from '../encode/document.ts';
+import { errorMessage } from '../errors.ts';
+import { FileProcessor } from '../parse/file-processor.ts';
+import type { Budget, Enricher, FormatOption, Sink, SourceEvents, SourceFile } from '../pipeline/types.ts';
+import { AckTracker, type ContinuationState } from './ack-tracker.ts';
+import { type CheckpointEntry, entryKey, loadPositions, savePositions } from './checkpointer.ts';
+import { expandPatterns, globBase, type Match } from './discovery.ts';
+import { FINGERPRINT_WINDOW, type Fingerprint, fingerprintFile } from './fingerprint.ts';
+
+export interface TailerOptions {
+  patterns: string[];
+  format: FormatOption;
+  maxLineBytes: number;
+  /** bytes per read; at least maxLineBytes + 1 so that a line of the maximum length fits */
+  readChunkBytes: number;
+  /** files that exist at start and have no checkpoint start at their end (tail -F) instead of 0 */
+  startAtEnd: boolean;
+  /** read the files found at start to their current end, then stop (see `run()`) */
+  once: boolean;
+  pollIntervalMs: number;
+  scanIntervalMs: number;
+  /** a rotated-away file is kept open this long after it was last seen growing, for late writes */
+  rotateGraceMs: number;
+  /** a deleted file that still has unread bytes is released after this long; the rest is counted as skipped */
+  deletedMaxMs: number;
+  maxOpenFiles: number;
+  hostName: string;
+  /** use file-system notifications (chokidar) on top of polling */
+  watch: boolean;
+  readers: number;
+  positionsFile: string | undefined;
+  checkpointIntervalMs: number;
+  /** a checkpoint entry whose file has not been seen for this long is forgotten */
+  forgetAfterMs: number;
+}
+
+export interface TailerDeps {
+  sink: Sink;
+  budget: Budget;
+  events: SourceEvents;
+  enricher?: Enricher | undefined;
+}
+
+type FileState = 'active' | 'parked' | 'gone' | 'closing';
+
+interface Tracked {
+  key: string;
+  source: SourceFile;
+  fh: FileHandle | undefined;
+  /** bytes before this offset are consumed (turned into records or held as pending partials) */
+  readPos: number;
+  /** bytes looked at so far: readPos plus an unconsumed incomplete last line */
+  seen: number;
+  size: number;
+  processor: FileProcessor;
+  tracker: AckTracker;
+  /** budget bytes this file holds for its current tracker */
+  held: number;
+  verify: Fingerprint;
+  state: FileState;
+  deleted: boolean;
+  goneSinceMs: number;
+  lastGrowthMs: number;
+  queued: boolean;
+  busy: boolean;
+  truncated: boolean;
+  finalizing: boolean;
+  /** once mode: read to the end */
+  eof: boolean;
+}
+
+export interface FileStatus {
+  path: string;
+  state: FileState;
+  committed: number;
+  readPos: number;
+  size: number;
+  lag: number;
+  pendingBatches: number;
+}
+
+/**
+ * The tail engine: finds files (globs + notifications + periodic scans), follows each by identity
+ * across rotation and truncation, reads them in chunks within the byte budget, hands batches to
+ * the sink and turns acknowledgements into checkpoints.
+ */
+export class Tailer {
+  readonly #opts: TailerOptions;
+  readonly #deps: TailerDeps;
+  readonly #files = new Map<string, Tracked>();
+  readonly #byPath = new Map<string, string>();
+  #known = new Map<string, CheckpointEntry>();
+  readonly #opening = new Set<string>();
+  readonly #warnedPaths = new Set<string>();
+  readonly #queue: Tracked[] = [];
+  #wake: Array<() => void> = [];
+  #workers: Promise<void>[] = [];
+  #timers: NodeJS.Timeout[] = [];
+  #watcher: FSWatcher | undefined;
+  #stopped = false;
+  #dirty = false;
+  #openFds = 0;
+  #scanning: Promise<void> | undefined;
+  #scanAgain = false;
+  #saving: Promise<void> | undefined;
+  #idleResolvers: Array<() => void> = [];
+
+  constructor(opts: TailerOptions, deps: TailerDeps) {
+    this.#opts = opts;
+    this.#deps = deps;
+  }
+
+  /** Loads checkpoints, opens the files that exist now and starts reading and watching. */
+  async start(): Promise<void> {
+    if (this.#opts.positionsFile !== undefined) {
+      const loaded = await loadPositions(this.#opts.positionsFile);
+      this.#known = loaded.entries;
+      if (loaded.warning !== undefined) this.#deps.events.warn(loaded.warning);
+    }
+    for (let i = 0; i < this.#opts.readers; i++) {
+      this.#workers.push(this.#worker(Buffer.allocUnsafe(this.#opts.readChunkBytes)));
+    }
+    await this.#scan(true);
+    if (this.#opts.once) return;
+    this.#timers.push(setInterval(() => void this.#poll(), this.#opts.pollIntervalMs));
+    this.#timers.push(setInterval(() => this.scanSoon(), this.#opts.scanIntervalMs));
+    if (this.#opts.positionsFile !== undefined) {
+      this.#timers.push(setInterval(() => void this.saveCheckpoints(), this.#opts.checkpointIntervalMs));
+    }
+    // the poll timer stays referenced: it is what keeps a follow-mode process alive
+    for (const t of this.#timers.slice(1)) t.unref();
+    if (this.#opts.watch) this.#startWatcher();
+  }
+
+  /** Once mode: resolves when every file found at start has been read to its end. */
+  whenIdle(): Promise<void> {
+    if (this.#isIdle()) return Promise.resolve();
+    return new Promise((resolve) => this.#idleResolvers.push(resolve));
+  }
+
+  /** Stops reading (in-flight reads finish); batches already handed to the sink stay there. */
+  async stopReading(): Promise<void> {
+    if (this.#stopped) return;
+    this.#stopped = true;
+    for (const t of this.#timers) clearInterval(t);
+    this.#timers = [];
+    const wake = this.#wake;
+    this.#wake = [];
+    for (const w of wake) w();
+    await Promise.all(this.#workers);
+    await this.#watcher?.close();
+    await this.#scanning;
+  }
+
+  /** Closes every file. Call after the sink has flushed and checkpoints are saved. */
+  async close(): Promise<void> {
+    await this.stopReading();
+    for (const f of this.#files.values()) await this.#closeFd(f);
+  }
+
+  status(): FileStatus[] {
+    return [...this.#files.values()].map((f) => ({
+      path: f.source.path,
+      state: f.state,
+      committed: f.tracker.committed,
+      readPos: f.readPos,
+      size: f.size,
+      lag: Math.max(0, f.size - f.readPos),
+      pendingBatches: f.tracker.pending,
+    }));
+  }
+
+  /** Writes the positions file if anything moved since the last write. */
+  async saveCheckpoints(force = false): Promise<void> {
+    const file = this.#opts.positionsFile;
+    if (file === undefined) return;
+    if (this.#saving !== undefined) {
+      await this.#saving;
+      if (!force && !this.#dirty) return;
+    }
+    if (!force && !this.#dirty) return;
+    this.#dirty = false;
+    await this.#refreshFingerprints();
+    const entries = this.#entries();
+    this.#saving = savePositions(file, entries)
+      .catch((err) => {
+        this.#dirty = true;
+        this.#deps.events.warn(`cannot save positions to ${file}: ${errorMessage(err)}; will retry`);
+      })
+      .finally(() => {
+        this.#saving = undefined;
+      });
+    await this.#saving;
+  }
+
+  /**
+   * A file first seen shorter than the fingerprint window is recognised later by fewer bytes; once
+   * it has grown, widen the stored fingerprint so that inode reuse is told apart reliably.
+   */
+  async #refreshFingerprints(): Promise<void> {
+    for (const f of this.#files.values()) {
+      if (f.fh === undefined || f.verify.fingerprintBytes >= FINGERPRINT_WINDOW) continue;
+      if (f.size <= f.verify.fingerprintBytes) continue;
+      try {
+        f.verify = await fingerprintFile(f.fh);
+      } catch {
+        // keep the narrower fingerprint; it still matches this file
+      }
+    }
+  }
+
+  #entries(): CheckpointEntry[] {
+    const now = Date.now();
+    const out: CheckpointEntry[] = [];
+    for (const [key, e] of this.#known) {
+      if (this.#files.has(key)) continue;
+      if (now - e.seenMs > this.#opts.forgetAfterMs) {
+        this.#known.delete(key);
+        continue;
+      }
+      out.push(e);
+    }
+    for (const f of this.#files.values()) out.push(this.#entryOf(f, now));
+    return out;
+  }
+
+  #entryOf(f: Tracked, now: number): CheckpointEntry {
+    const { identity } = f.source;
+    return {
+      path: f.source.path,
+      dev: identity.dev,
+      ino: identity.ino,
+      id: identity.fingerprint,
+      fingerprint: f.verify.fingerprint,
+      fingerprintBytes: f.verify.fingerprintBytes,
+      offset: f.tracker.committed,
+      format: f.processor.format,
+      continuation: f.tracker.continuation,
+      seenMs: now,
+    };
+  }
+
+  // --- discovery ---------------------------------------------------------------------------
+
+  scanSoon(): void {
+    if (this.#stopped) return;
+    if (this.#scanning !== undefined) {
+      this.#scanAgain = true;
+      return;
+    }
+    this.#scanning = this.#scan(false).finally(() => {
+      this.#scanning = undefined;
+      if (this.#scanAgain) {
+        this.#scanAgain = false;
+        this.scanSoon();
+      }
+    });
+  }
+
+  async #scan(initial: boolean): Promise<void> {
+    let matches: Match[];
+    try {
+      matches = await expandPatterns(this.#opts.patterns);
+    } catch (err) {
+      this.#deps.events.warn(`scan failed: ${errorMessage(err)}`);
+      return;
+    }
+    const now = Date.now();
+    for (const m of matches) {
+      if (this.#stopped && !initial) return;
+      const key = entryKey(m.dev, m.ino);
+      const known = this.#known.get(key);
+      if (known !== undefined) known.seenMs = now;
+      const f = this.#files.get(key);
+      if (f !== undefined) {
+        if (f.state === 'parked' && m.size > f.seen) await this.#reopen(f);
+        continue;
+      }
+      if (this.#opening.has(key)) continue;
+      this.#opening.add(key);
+      try {
+        await this.#open(m, initial);
+      } finally {
+        this.#opening.delete(key);
+      }
+    }
+    this.#checkIdle();
+  }
+
+  async #open(m: Match, initial: boolean): Promise<void> {
+    if (!this.#reserveFd()) {
+      this.#warnOnce(
+        m.path,
+        `max open files (${this.#opts.maxOpenFiles}) reached; ${m.path} waits for a free slot`,
+      );
+      return;
+    }
+    let fh: FileHandle;
+    try {
+      fh = await open(m.path, 'r');
+    } catch (err) {
+      this.#openFds--;
+      this.#warnOnce(m.path, `cannot open ${m.path}: ${errorMessage(err)}; will retry`);
+      return;
+    }
+    try {
+      const st = await fh.stat();
+      if (st.dev !== m.dev || st.ino !== m.ino || !st.isFile()) {
+        // replaced between the scan and the open: the next scan sees the new file
+        await fh.close();
+        this.#openFds--;
+        return;
+      }
+      const key = entryKey(m.dev, m.ino);
+      const fp = await fingerprintFile(fh);
+      const known = this.#known.get(key);
+      let start = 0;
+      let id = fp.fingerprint;
+      let format = undefined as CheckpointEntry['format'];
+      let continuation: ContinuationState | undefined;
+      if (known !== undefined && (await this.#matches(fh, fp, known))) {
+        id = known.id;
+        format = known.format;
+        if (st.size >= known.offset) {
+          start = known.offset;
+          continuation = known.continuation;
+        }
+      } else if (initial && this.#opts.startAtEnd) {
+        start = await this.#lastLineEnd(fh, st.size);
+      }
+      this.#known.delete(key);
+      const source: SourceFile = {
+        key,
+        path: m.path,
+        identity: { dev: m.dev, ino: m.ino, fingerprint: id, fingerprintBytes: fp.fingerprintBytes },
+      };
+      const f: Tracked = {
+        key,
+        source,
+        fh,
+        readPos: start,
+        seen: start,
+        size: st.size,
+        processor: new FileProcessor(
+          documentContext(m.path, this.#opts.hostName, this.#deps.enricher?.fieldsFor(source) ?? ''),
+          { format: this.#opts.format, maxLineBytes: this.#opts.maxLineBytes },
+          this.#deps.events,
+          { format, continuation },
+        ),
+        tracker: undefined as unknown as AckTracker,
+        held: 0,
+        verify: fp,
+        state: 'active',
+        deleted: false,
+        goneSinceMs: 0,
+        lastGrowthMs: Date.now(),
+        queued: false,
+        busy: false,
+        truncated: false,
+        finalizing: false,
+        eof: false,
+      };
+      f.tracker = this.#newTracker(f, start, continuation);
+      this.#files.set(key, f);
+      this.#byPath.set(m.path, key);
+      this.#dirty = true;
+      this.#deps.events.fileOpened(m.path);
+      this.#enqueue(f);
+    } catch (err) {
+      await fh.close().catch(() => {});
+      this.#openFds--;
+      this.#warnOnce(m.path, `cannot read ${m.path}: ${errorMessage(err)}; will retry`);
+    }
+  }
+
+  async #matches(fh: FileHandle, fp: Fingerprint, known: CheckpointEntry): Promise<boolean> {
+    if (known.fingerprintBytes === fp.fingerprintBytes) return known.fingerprint === fp.fingerprint;
+    if (known.fingerprintBytes > fp.fingerprintBytes) return false;
+    const shorter = await fingerprintFile(fh, known.fingerprintBytes);
+    return shorter.fingerprintBytes === known.fingerprintBytes && shorter.fingerprint === known.fingerprint;
+  }
+
+  /** Start of tail -F reading: just after the last newline, so a half-written line is not cut. */
+  async #lastLineEnd(fh: FileHandle, size: number): Promise<number> {
+    if (size === 0) return 0;
+    const window = Math.min(size, 64 * 1024);
+    const buf = Buffer.allocUnsafe(window);
+    const { bytesRead } = await fh.read(buf, 0, window, size - window);
+    const i = buf.subarray(0, bytesRead).lastIndexOf(10);
+    if (i >= 0) return size - window + i + 1;
+    return window === size ? 0 : size;
+  }
+
+  #newTracker(f: Tracked, start: number, continuation: ContinuationState | undefined): AckTracker {
+    const tracker: AckTracker = new AckTracker(start, continuation, (_committed, delta) => {
+      if (f.tracker !== tracker) return;
+      f.held -= delta;
+      this.#deps.budget.release(delta);
+      this.#dirty = true;
+    });
+    return tracker;
+  }
+
+  #reserveFd(): boolean {
+    if (this.#openFds < this.#opts.maxOpenFiles) {
+      this.#openFds++;
+      return true;
+    }
+    // park the file that has been quiet longest: fully read, nothing in flight, still at its path
+    let victim: Tracked | undefined;
+    for (const f of this.#files.values()) {
+      if (f.state !== 'active' || f.fh === undefined || f.busy || f.queued || f.seen < f.size) continue;
+      if (victim === undefined || f.lastGrowthMs < victim.lastGrowthMs) victim = f;
+    }
+    if (victim === undefined) return false;
+    victim.state = 'parked';
+    void this.#closeFd(victim);
+    this.#openFds++;
+    return true;
+  }
+
+  async #reopen(f: Tracked): Promise<void> {
+    if (!this.#reserveFd()) return;
+    try {
+      const fh = await open(f.source.path, 'r');
+      const st = await fh.stat();
+      if (st.dev !== f.source.identity.dev || st.ino !== f.source.identity.ino) {
+        await fh.close();
+        this.#openFds--;
+        this.#finishParked(f);
+        return;
+      }
+      f.fh = fh;
+      f.state = 'active';
+      f.size = st.size;
+      this.#enqueue(f);
+    } catch {
+      this.#openFds--;
+      this.#finishParked(f);
+    }
+  }
+
+  /** A parked file left its path: what it had not been read is lost to us; say so. */
+  #finishParked(f: Tracked): void {
+    this.#deps.events.warn(`parked file ${f.source.path} was rotated away before it could be reopened`);
+    f.state = 'closing';
+    this.#maybeRelease(f);
+  }
+
+  async #closeFd(f: Tracked): Promise<void> {
+    const fh = f.fh;
+    if (fh === undefined) return;
+    f.fh = undefined;
+    this.#openFds--;
+    await fh.close().catch(() => {});
+  }
+
+  #warnOnce(path: string, message: string): void {
+    if (this.#warnedPaths.has(path)) return;
+    this.#warnedPaths.add(path);
+    this.#deps.events.warn(message);
+  }
+
+  #startWatcher(): void {
+    const bases = [...new Set(this.#opts.patterns.map(globBase))];
+    const watcher = watch(bases, { ignoreInitial: true, persistent: false });
+    watcher.on('add', () => this.scanSoon());
+    watcher.on('addDir', () => this.scanSoon());
+    watcher.on('change', (path) => {
+      const key = this.#byPath.get(path);
+      const f = key === undefined ? undefined : this.#files.get(key);
+      if (f !== undefined && f.fh !== undefined) this.#enqueue(f);
+      else this.scanSoon();
+    });
+    watcher.on('unlink', () => void this.#poll());
+    watcher.on('error', (err) => this.#deps.events.warn(`file watcher: ${errorMessage(err)}`));
+    this.#watcher = watcher;
+  }
+
+  // --- polling: growth, truncation, rotation ----------------------------------------------------
+
+  #polling = false;
+
+  async #poll(): Promise<void> {
+    if (this.#polling || this.#stopped) return;
+    this.#polling = true;
+    try {
+      const now = Date.now();
+      let rescan = false;
+      for (const f of [...this.#files.values()]) {
+        if (this.#stopped) return;
+        if (f.state === 'closing') continue;
+        if (f.state === 'parked') {
+          if (await this.#movedAway(f)) this.#finishParked(f);
+          continue;
+        }
+        const fh = f.fh;
+        if (fh === undefined) continue;
+        let size: number;
+        let nlink: number;
+        try {
+          const st = await fh.stat();
+          size = st.size;
+          nlink = st.nlink;
+        } catch {
+          continue;
+        }
+        if (size < f.readPos) {
+          f.truncated = true;
+          this.#enqueue(f);
+        } else if (size > f.seen) {
+          f.size = size;
+          f.lastGrowthMs = now;
+          this.#enqueue(f);
+        }
+        if (f.state === 'active') {
+          const moved = await this.#movedAway(f);
+          if (moved) {
+            f.state = 'gone';
+            f.deleted = nlink === 0;
+            f.goneSinceMs = now;
+            this.#deps.events.rotated(f.source.path, f.deleted ? 'delete' : 'rename');
+            rescan = true;
+          }
+        }
+        if (f.state === 'gone') this.#checkGone(f, size, now);
+      }
+      if (rescan) this.scanSoon();
+    } finally {
+      this.#polling = false;
+    }
+  }
+
+  async #movedAway(f: Tracked): Promise<boolean> {
+    try {
+      const st = await stat(f.source.path);
+      return st.dev !== f.source.identity.dev || st.ino !== f.source.identity.ino;
+    } catch (err) {
+      return (err as NodeJS.ErrnoException).code === 'ENOENT';
+    }
+  }
+
+  #checkGone(f: Tracked, size: number, now: number): void {
+    if (f.busy || f.queued || f.finalizing) return;
+    if (f.seen >= size && now - Math.max(f.goneSinceMs, f.lastGrowthMs) >= this.#opts.rotateGraceMs) {
+      f.finalizing = true;
+      this.#enqueue(f);
+      return;
+    }
+    if (f.deleted && now - f.goneSinceMs >= this.#opts.deletedMaxMs && size > f.seen) {
+      const skipped = size - f.seen;
+      this.#deps.events.skippedBytes(f.source.path, skipped);
+      this.#deps.events.warn(
+        `released deleted file ${f.source.path} after ${this.#opts.deletedMaxMs} ms with ${skipped} bytes unread`,
+        { path: f.source.path, skippedBytes: skipped },
+      );
+      f.finalizing = true;
+      f.state = 'closing';
+      this.#maybeRelease(f);
+    }
+  }
+
+  // --- reading ----------------------------------------------------------------------------------
+
+  #enqueue(f: Tracked): void {
+    if (f.queued || this.#stopped || f.state === 'closing') return;
+    f.queued = true;
+    this.#queue.push(f);
+    const w = this.#wake.pop();
+    if (w !== undefined) w();
+  }
+
+  async #worker(buf: Buffer): Promise<void> {
+    while (!this.#stopped) {
+      const f = this.#queue.shift();
+      if (f === undefined) {
+        this.#checkIdle();
+        await new Promise<void>((resolve) => this.#wake.push(resolve));
+        continue;
+      }
+      f.queued = false;
+      if (f.busy) {
+        // another reader has it; it re-queues itself if there is more
+        continue;
+      }
+      await this.#deps.budget.waitForRoom();
+      if (this.#stopped) break;
+      f.busy = true;
+      let more = false;
+      try {
+        more = await this.#step(f, buf);
+      } catch (err) {
+        this.#deps.events.warn(`read error on ${f.source.path}: ${errorMessage(err)}; will retry`);
+      } finally {
+        f.busy = false;
+      }
+      if (more) this.#enqueue(f);
+      else this.#checkIdle();
+    }
+  }
+
+  /** One read of one file. Returns true when the file likely has more to read right away. */
+  async #step(f: Tracked, buf: Buffer): Promise<boolean> {
+    const fh = f.fh;
+    if (fh === undefined || f.state === 'closing') return false;
+    if (f.truncated) this.#restartFromZero(f);
+    const { bytesRead } = await fh.read(buf, 0, buf.length, f.readPos);
+    const end = f.readPos + bytesRead;
+    if (end > f.seen) {
+      this.#deps.events.bytesRead(end - f.seen);
+      f.seen = end;
+      f.lastGrowthMs = Date.now();
+    }
+    if (end > f.size) f.size = end;
+    const full = bytesRead === buf.length;
+    const final = f.finalizing && !full;
+    const res = f.processor.process(buf, bytesRead, f.readPos, final);
+    this.#deps.budget.acquire(res.consumed);
+    f.held += res.consumed;
+    f.readPos += res.consumed;
+    if (final) f.seen = f.readPos;
+    const tracker = f.tracker;
+    const entry = tracker.add(res.safeEnd, res.continuation);
+    if (res.docs.length === 0) {
+      tracker.ack(entry);
+    } else {
+      this.#deps.sink.write({
+        file: f.source,
+        docs: res.docs,
+        offsets: res.offsets,
+        chars: res.chars,
+        ack: () => {
+          tracker.ack(entry);
+          if (f.state === 'closing') this.#maybeRelease(f);
+        },
+      });
+    }
+    if (final) {
+      f.state = 'closing';
+      this.#maybeRelease(f);
+      return false;
+    }
+    if (!full) f.eof = true;
+    return full;
+  }
+
+  /** copytruncate: the file shrank below what we read; read it again from its start. */
+  #restartFromZero(f: Tracked): void {
+    f.truncated = false;
+    this.#deps.events.rotated(f.source.path, 'truncate');
+    this.#deps.budget.release(f.held);
+    f.held = 0;
+    f.tracker = this.#newTracker(f, 0, undefined);
+    f.processor.reset();
+    f.readPos = 0;
+    f.seen = 0;
+    this.#dirty = true;
+  }
+
+  /** A closing file is released once everything read from it is acknowledged. */
+  #maybeRelease(f: Tracked): void {
+    if (f.state !== 'closing' || f.tracker.pending > 0 || this.#files.get(f.key) !== f) return;
+    this.#files.delete(f.key);
+    if (this.#byPath.get(f.source.path) === f.key) this.#byPath.delete(f.source.path);
+    // remembered so that a rotated file that still matches a pattern is not read again from 0
+    this.#known.set(f.key, this.#entryOf(f, Date.now()));
+    this.#deps.budget.release(f.held);
+    f.held = 0;
+    this.#dirty = true;
+    void this.#closeFd(f);
+    this.#deps.events.fileClosed(f.source.path);
+  }
+
+  #isIdle(): boolean {
+    if (this.#queue.length > 0 || this.#scanning !== undefined) return false;
+    for (const f of this.#files.values()) {
+      if (f.busy || f.queued) return false;
+      if (this.#opts.once && !f.eof && f.state === 'active') return false;
+    }
+    return true;
+  }
+
+  #checkIdle(): void {
+    if (this.#idleResolvers.length === 0 || !this.#isIdle()) return;
+    const rs = this.#idleResolvers;
+    this.#idleResolvers = [];
+    for (const r of rs) r();
+  }
+}

@@ -1,0 +1,151 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export const ROOT = join(dirname(fileURLToPath(import.meta.url)), '../..');
+export const BIN = join(ROOT, 'bin/logferry.js');
+
+export interface Doc {
+  '@timestamp': string;
+  message: string;
+  stream?: string;
+  log: { file: { path: string }; offset: number; flags?: string[]; part?: number };
+  host: { name: string };
+  json?: Record<string, unknown>;
+  error?: { type: string; message: string };
+  [key: string]: unknown;
+}
+
+export async function tempDir(prefix = 'logferry-test-'): Promise<{ dir: string; cleanup(): Promise<void> }> {
+  const dir = await mkdtemp(join(tmpdir(), prefix));
+  return { dir, cleanup: () => rm(dir, { recursive: true, force: true }) };
+}
+
+export interface RunResult {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+  docs: Doc[];
+}
+
+export function parseDocs(stdout: string): Doc[] {
+  return stdout
+    .split('\n')
+    .filter((l) => l.length > 0)
+    .map((l) => JSON.parse(l) as Doc);
+}
+
+/** Runs the CLI to completion (for --once runs and argument errors). */
+export function runCli(
+  args: string[],
+  opts: { timeoutMs?: number; env?: NodeJS.ProcessEnv } = {},
+): Promise<RunResult> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [BIN, ...args], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: { ...process.env, ...opts.env },
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.setEncoding('utf8').on('data', (d: string) => {
+      stdout += d;
+    });
+    child.stderr.setEncoding('utf8').on('data', (d: string) => {
+      stderr += d;
+    });
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`logferry ${args.join(' ')} timed out; stderr: ${stderr}`));
+    }, opts.timeoutMs ?? 30_000);
+    child.on('error', reject);
+    child.on('close', (code) => {
+      clearTimeout(timer);
+      resolve({
+        code,
+        stdout,
+        stderr,
+        // not every run prints documents (--help, --version); parse on first use
+        get docs() {
+          return parseDocs(stdout);
+        },
+      });
+    });
+  });
+}
+
+/** A follow-mode CLI process whose documents are collected as they arrive. */
+export class Follower {
+  readonly child: ChildProcess;
+  readonly docs: Doc[] = [];
+  stderr = '';
+  #partial = '';
+  #exit: Promise<number | null>;
+  #listeners = new Set<() => void>();
+
+  constructor(args: string[]) {
+    this.child = spawn(process.execPath, [BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    this.child.stdout!.setEncoding('utf8').on('data', (d: string) => {
+      const text = this.#partial + d;
+      const lines = text.split('\n');
+      this.#partial = lines.pop() ?? '';
+      for (const l of lines) if (l.length > 0) this.docs.push(JSON.parse(l) as Doc);
+      for (const f of this.#listeners) f();
+    });
+    this.child.stderr!.setEncoding('utf8').on('data', (d: string) => {
+      this.stderr += d;
+    });
+    this.#exit = new Promise((resolve) => this.child.on('close', (code) => resolve(code)));
+  }
+
+  /** Resolves once `pred(docs)` holds; rejects after `timeoutMs` with what was seen. */
+  waitFor(pred: (docs: Doc[]) => boolean, timeoutMs = 20_000): Promise<void> {
+    if (pred(this.docs)) return Promise.resolve();
+    return new Promise((resolve, reject) => {
+      const check = () => {
+        if (!pred(this.docs)) return;
+        cleanup();
+        resolve();
+      };
+      const timer = setTimeout(() => {
+        cleanup();
+        reject(
+          new Error(
+            `condition not met in ${timeoutMs} ms; ${this.docs.length} docs: ${this.docs
+              .slice(-5)
+              .map((d) => d.message)
+              .join(' | ')}; stderr: ${this.stderr}`,
+          ),
+        );
+      }, timeoutMs);
+      const cleanup = () => {
+        clearTimeout(timer);
+        this.#listeners.delete(check);
+      };
+      this.#listeners.add(check);
+    });
+  }
+
+  waitForCount(n: number, timeoutMs?: number): Promise<void> {
+    return this.waitFor((d) => d.length >= n, timeoutMs);
+  }
+
+  async stop(signal: NodeJS.Signals = 'SIGTERM'): Promise<number | null> {
+    this.child.kill(signal);
+    return this.#exit;
+  }
+
+  exited(): Promise<number | null> {
+    return this.#exit;
+  }
+}
+
+export function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+export function criLine(i: number, msg: string, stream = 'stdout', tag = 'F'): string {
+  const ns = String(i % 1_000_000_000).padStart(9, '0');
+  return `2026-11-22T01:02:03.${ns}Z ${stream} ${tag} ${msg}\n`;
+}

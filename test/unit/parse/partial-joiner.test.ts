@@ -1,0 +1,300 @@
+import { Buffer } from 'node:buffer';
+import { describe, expect, it } from 'vitest';
+import { parseCri } from '../../../src/parse/cri.ts';
+import { parseDocker } from '../../../src/parse/docker-json.ts';
+import { PartialJoiner } from '../../../src/parse/partial-joiner.ts';
+import { type LineParser, type LogRecord, type ParsedLine, RecordFlag } from '../../../src/parse/types.ts';
+
+const { ParseError, InvalidUtf8, Split, Partial, Incomplete } = RecordFlag;
+
+function line(
+  stream: 'stdout' | 'stderr' | undefined,
+  partial: boolean,
+  message: string,
+  time: string | undefined = 't0',
+  invalidUtf8 = false,
+): ParsedLine {
+  return { time, stream, partial, message, error: undefined, invalidUtf8 };
+}
+
+function malformed(message: string, error = 'cri: bad stream', invalidUtf8 = false): ParsedLine {
+  return { time: undefined, stream: undefined, partial: false, message, error, invalidUtf8 };
+}
+
+/** A record on stdout at time t0 unless `fields` says otherwise (an explicit undefined counts). */
+function rec(offset: number, message: string, flags: number, fields: Partial<LogRecord> = {}): LogRecord {
+  return { offset, time: 't0', stream: 'stdout', message, flags, error: undefined, part: 0, ...fields };
+}
+
+const ERROR_LINE = { time: undefined, stream: undefined };
+
+/** Feeds `[offset, line]` pairs and returns everything emitted. */
+function run(joiner: PartialJoiner, lines: [number, ParsedLine][]): LogRecord[] {
+  const out: LogRecord[] = [];
+  for (const [offset, l] of lines) joiner.push(l, offset, out);
+  return out;
+}
+
+describe('PartialJoiner', () => {
+  it.each<[string, [number, ParsedLine][], LogRecord[]]>([
+    ['a full line', [[0, line('stdout', false, 'hello')]], [rec(0, 'hello', 0)]],
+    [
+      'a full line with invalid UTF-8',
+      [[7, line('stderr', false, 'a\ufffd', 't1', true)]],
+      [rec(7, 'a\ufffd', InvalidUtf8, { stream: 'stderr', time: 't1' })],
+    ],
+    [
+      'a line without a stream (text)',
+      [[3, { ...line(undefined, false, 'x'), time: undefined }]],
+      [rec(3, 'x', 0, { stream: undefined, time: undefined })],
+    ],
+    [
+      'P P F joined, with the first fragment offset and time',
+      [
+        [10, line('stdout', true, 'ab', 't1')],
+        [50, line('stdout', true, 'cd', 't2')],
+        [90, line('stdout', false, 'ef', 't3')],
+      ],
+      [rec(10, 'abcdef', Partial, { time: 't1' })],
+    ],
+    [
+      'interleaved stdout and stderr partials',
+      [
+        [0, line('stdout', true, 'o1', 'a')],
+        [10, line('stderr', true, 'e1', 'b')],
+        [20, line('stdout', true, 'o2', 'c')],
+        [30, line('stderr', false, 'e2', 'd')],
+        [40, line('stdout', false, 'o3', 'e')],
+        [50, line('stderr', false, 'solo', 'f')],
+      ],
+      [
+        rec(10, 'e1e2', Partial, { stream: 'stderr', time: 'b' }),
+        rec(0, 'o1o2o3', Partial, { time: 'a' }),
+        rec(50, 'solo', 0, { stream: 'stderr', time: 'f' }),
+      ],
+    ],
+    [
+      'a parse error inside a pending sequence is emitted at once and leaves it alone',
+      [
+        [0, line('stdout', true, 'ab')],
+        [40, malformed('garbage')],
+        [48, line('stdout', false, 'cd')],
+      ],
+      [rec(40, 'garbage', ParseError, { ...ERROR_LINE, error: 'cri: bad stream' }), rec(0, 'abcd', Partial)],
+    ],
+    [
+      'a parse error with invalid UTF-8',
+      [[5, malformed('\ufffd', 'cri: bad timestamp', true)]],
+      [rec(5, '\ufffd', ParseError | InvalidUtf8, { ...ERROR_LINE, error: 'cri: bad timestamp' })],
+    ],
+    [
+      'invalid UTF-8 in one fragment flags the joined record',
+      [
+        [0, line('stdout', true, 'a\ufffd', 't0', true)],
+        [20, line('stdout', false, 'b')],
+      ],
+      [rec(0, 'a\ufffdb', Partial | InvalidUtf8)],
+    ],
+    [
+      'empty fragments',
+      [
+        [0, line('stdout', true, '')],
+        [20, line('stdout', false, '')],
+      ],
+      [rec(0, '', Partial)],
+    ],
+  ])('%s', (_name, lines, expected) => {
+    expect(run(new PartialJoiner(1024), lines)).toStrictEqual(expected);
+  });
+
+  describe('pieces at maxBytes', () => {
+    it('counts UTF-8 bytes, not characters', () => {
+      const j = new PartialJoiner(10);
+      // 'ééé' is 3 characters but 6 bytes: 5 × 'é' reaches 10 bytes, 5 × 'a' does not.
+      expect(
+        run(j, [
+          [0, line('stdout', true, 'ééé')],
+          [10, line('stdout', true, 'é')],
+          [20, line('stdout', true, 'é')],
+        ]),
+      ).toStrictEqual([rec(0, 'ééééé', Split | Partial)]);
+      expect(
+        run(new PartialJoiner(10), [
+          [0, line('stdout', true, 'aaa')],
+          [10, line('stdout', true, 'a')],
+          [20, line('stdout', true, 'a')],
+          [30, line('stdout', false, 'b')],
+        ]),
+      ).toStrictEqual([rec(0, 'aaaaab', Partial)]);
+    });
+
+    it('numbers pieces, restarts offsets per piece and keeps the first time', () => {
+      const j = new PartialJoiner(4);
+      const out = run(j, [
+        [0, line('stdout', true, 'aaa', 't0')],
+        [10, line('stdout', true, 'bb', 't1')],
+        [20, line('stdout', true, 'c', 't2')],
+        [30, line('stdout', true, 'dddd', 't3')],
+        [40, line('stdout', false, 'e', 't4')],
+      ]);
+      expect(out).toStrictEqual([
+        rec(0, 'aaabb', Split | Partial),
+        rec(20, 'cdddd', Split | Partial, { part: 1 }),
+        rec(40, 'e', Split | Partial, { part: 2 }),
+      ]);
+      expect(j.pendingStart()).toBeUndefined();
+    });
+
+    it('gives a piece InvalidUtf8 only for its own fragments', () => {
+      const out = run(new PartialJoiner(2), [
+        [0, line('stdout', true, '\ufffd', 't0', true)],
+        [10, line('stdout', true, 'x')],
+        [20, line('stdout', false, 'y')],
+      ]);
+      expect(out).toStrictEqual([
+        rec(0, '\ufffd', Split | Partial | InvalidUtf8),
+        rec(10, 'xy', Split | Partial, { part: 1 }),
+      ]);
+    });
+
+    it.each([7, 64, 1000, 4096])('splits 1,000 fragments at maxBytes %i, losing no byte', (maxBytes) => {
+      const j = new PartialJoiner(maxBytes);
+      const fragments: string[] = [];
+      const offsets: number[] = [];
+      const out: LogRecord[] = [];
+      let offset = 0;
+      for (let i = 0; i < 1000; i++) {
+        const text = i % 3 === 0 ? `frag-${i}-é日😀|` : `f${'x'.repeat(i % 17)}|`;
+        fragments.push(text);
+        offsets.push(offset);
+        j.push(line('stdout', i < 999, text, `t${i}`), offset, out);
+        offset += 40 + Buffer.byteLength(text);
+      }
+
+      const original = fragments.join('');
+      expect(out.map((r) => r.message).join('')).toBe(original);
+      expect(out.map((r) => r.part)).toStrictEqual(out.map((_r, i) => i));
+      expect(new Set(out.map((r) => r.offset)).size).toBe(out.length);
+      expect(out.every((r) => r.time === 't0' && r.stream === 'stdout' && r.error === undefined)).toBe(true);
+      expect(out.every((r) => r.flags === (Split | Partial))).toBe(out.length > 1);
+      expect(j.pendingStart()).toBeUndefined();
+
+      // Every piece but the last is the shortest run of whole fragments reaching maxBytes.
+      let next = 0;
+      for (const [i, piece] of out.entries()) {
+        expect(piece.offset).toBe(offsets[next]);
+        let bytes = 0;
+        let taken = '';
+        while (taken.length < piece.message.length) {
+          taken += fragments[next];
+          bytes += Buffer.byteLength(fragments[next]!);
+          next++;
+        }
+        expect(taken).toBe(piece.message);
+        if (i < out.length - 1) {
+          expect(bytes).toBeGreaterThanOrEqual(maxBytes);
+          expect(bytes - Buffer.byteLength(fragments[next - 1]!)).toBeLessThan(maxBytes);
+        }
+      }
+      expect(next).toBe(1000);
+    });
+  });
+
+  describe('pendingStart', () => {
+    it('is the smallest offset of a pending piece', () => {
+      const j = new PartialJoiner(1024);
+      const out: LogRecord[] = [];
+      expect(j.pendingStart()).toBeUndefined();
+      j.push(line('stdout', false, 'done'), 0, out);
+      expect(j.pendingStart()).toBeUndefined();
+      j.push(line('stderr', true, 'e1'), 10, out);
+      expect(j.pendingStart()).toBe(10);
+      j.push(line('stdout', true, 'o1'), 20, out);
+      j.push(line('stdout', true, 'o2'), 30, out);
+      expect(j.pendingStart()).toBe(10);
+      j.push(line('stderr', false, 'e2'), 40, out);
+      expect(j.pendingStart()).toBe(20);
+      j.push(malformed('x'), 50, out);
+      expect(j.pendingStart()).toBe(20);
+      j.push(line('stdout', false, 'o3'), 60, out);
+      expect(j.pendingStart()).toBeUndefined();
+      expect(out.map((r) => r.offset)).toStrictEqual([0, 10, 50, 20]);
+    });
+
+    it('moves to the first fragment of the current piece once a piece is out', () => {
+      const j = new PartialJoiner(3);
+      const out: LogRecord[] = [];
+      j.push(line('stdout', true, 'abc'), 0, out);
+      expect(j.pendingStart()).toBeUndefined();
+      j.push(line('stdout', true, 'd'), 10, out);
+      expect(j.pendingStart()).toBe(10);
+    });
+  });
+
+  describe('drain', () => {
+    it('emits pending pieces as Incomplete by offset, then holds nothing', () => {
+      const j = new PartialJoiner(4);
+      const out = run(j, [
+        [0, line('stderr', true, 'e', 'b')],
+        [5, line('stdout', true, 'abcd', 'a')],
+        [10, line('stdout', true, 'x', 'a2')],
+        [20, line('stderr', true, 'f', 'b2', true)],
+      ]);
+      expect(out).toStrictEqual([rec(5, 'abcd', Split | Partial, { time: 'a' })]);
+      j.drain(out);
+      expect(out.slice(1)).toStrictEqual([
+        rec(0, 'ef', Partial | Incomplete | InvalidUtf8, { stream: 'stderr', time: 'b' }),
+        rec(10, 'x', Split | Partial | Incomplete, { time: 'a', part: 1 }),
+      ]);
+      expect(j.pendingStart()).toBeUndefined();
+      const after: LogRecord[] = [];
+      j.drain(after);
+      j.push(line('stdout', false, 'next'), 30, after);
+      expect(after).toStrictEqual([rec(30, 'next', 0)]);
+    });
+
+    it('emits nothing for a record whose pieces are all out', () => {
+      const j = new PartialJoiner(2);
+      const out = run(j, [[0, line('stdout', true, 'ab')]]);
+      j.drain(out);
+      expect(out).toStrictEqual([rec(0, 'ab', Split | Partial)]);
+    });
+  });
+
+  it('reset forgets pending fragments', () => {
+    const j = new PartialJoiner(1024);
+    const out = run(j, [
+      [0, line('stdout', true, 'lost')],
+      [10, line('stderr', true, 'lost too')],
+    ]);
+    j.reset();
+    expect(j.pendingStart()).toBeUndefined();
+    j.push(line('stdout', false, 'fresh'), 0, out);
+    expect(out).toStrictEqual([rec(0, 'fresh', 0)]);
+  });
+
+  const big = 'x'.repeat(16 * 1024);
+  it.each<[string, LineParser, string[]]>([
+    ['CRI', parseCri, [`2026-11-22T01:02:03.1Z stdout P ${big}`, '2026-11-22T01:02:03.2Z stdout F tail']],
+    [
+      'docker',
+      parseDocker,
+      [
+        `{"log":"${big}","stream":"stdout","time":"2026-11-22T01:02:03.1Z"}`,
+        '{"log":"tail\\n","stream":"stdout","time":"2026-11-22T01:02:03.2Z"}',
+      ],
+    ],
+  ])('joins a 16 KiB %s partial and its end into one record', (_format, parse, physical) => {
+    const file = Buffer.from(`${physical.join('\n')}\n`);
+    const j = new PartialJoiner(1024 * 1024);
+    const out: LogRecord[] = [];
+    for (
+      let start = 0, end = file.indexOf(0x0a);
+      end >= 0;
+      start = end + 1, end = file.indexOf(0x0a, start)
+    ) {
+      j.push(parse(file, start, end), start, out);
+    }
+    expect(out).toStrictEqual([rec(0, `${big}tail`, Partial, { time: '2026-11-22T01:02:03.1Z' })]);
+  });
+});
