@@ -17,6 +17,8 @@ function malformed(buf: Buffer, start: number, end: number, error: string): Pars
     stream: undefined,
     partial: false,
     message,
+    messageStart: -1,
+    messageEnd: -1,
     error,
     invalidUtf8: isInvalidUtf8(buf, start, end, message),
   };
@@ -77,13 +79,15 @@ export const parseCri: LineParser = (buf, start, end) => {
   if (tagEnd > t + 1 && buf[t + 1] !== 0x3a) return malformed(buf, start, end, 'cri: bad tag');
 
   // `... stdout F` with nothing after the tag is an empty message, as is `... stdout F `.
-  const messageStart = tagEnd + 1;
+  const messageStart = tagEnd < end ? tagEnd + 1 : end;
   const message = messageStart < end ? buf.toString('utf8', messageStart, end) : '';
   return {
     time: buf.toString('latin1', start, timeEnd),
     stream,
     partial: first === 0x50,
     message,
+    messageStart,
+    messageEnd: end,
     error: undefined,
     invalidUtf8: message !== '' && isInvalidUtf8(buf, messageStart, end, message),
   };

@@ -2,7 +2,16 @@ import type { LineParser, ParsedLine } from './types.ts';
 import { isInvalidUtf8 } from './utf8.ts';
 
 function malformed(message: string, invalidUtf8: boolean, error: string): ParsedLine {
-  return { time: undefined, stream: undefined, partial: false, message, error, invalidUtf8 };
+  return {
+    time: undefined,
+    stream: undefined,
+    partial: false,
+    message,
+    messageStart: -1,
+    messageEnd: -1,
+    error,
+    invalidUtf8,
+  };
 }
 
 /**
@@ -47,6 +56,11 @@ export const parseDocker: LineParser = (buf, start, end) => {
     stream,
     partial,
     message: partial ? log : log.slice(0, -1),
+    // JSON-decoded, so no byte range of the line. A character docker cut in two is lost before it
+    // reaches us: the json-file driver writes each piece's invalid bytes as \ufffd (moby jsonlog,
+    // ffjsonWriteJSONBytesAsString).
+    messageStart: -1,
+    messageEnd: -1,
     error: undefined,
     invalidUtf8,
   };

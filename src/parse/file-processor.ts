@@ -162,7 +162,7 @@ export class FileProcessor {
       });
       return;
     }
-    this.#joiner.push(parsed, base + start, this.#records);
+    this.#joiner.push(parsed, base + start, this.#records, buf);
     if (extraFlags !== 0) this.#records[this.#records.length - 1]!.flags |= extraFlags;
   }
 

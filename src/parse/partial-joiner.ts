@@ -1,19 +1,28 @@
 import { Buffer } from 'node:buffer';
 import type { Stream } from '../pipeline/types.ts';
 import { type LogRecord, type ParsedLine, RecordFlag } from './types.ts';
+import { completeEnd, isInvalidUtf8 } from './utf8.ts';
 
 /** The record being joined on one stream. */
 interface Pending {
   stream: Stream | undefined;
   /** time of the record's first fragment, kept for every piece */
   time: string | undefined;
-  /** the current piece; `+=` builds a V8 rope, flattened once when the record is encoded */
-  message: string;
-  /** UTF-8 size of `message`, or -1 while `message.length * 3 < maxBytes` proves it small */
+  /**
+   * The current piece's bytes, one entry per fragment. Copies, since the caller reuses its read
+   * buffer; they are decoded once, joined, when the piece is emitted.
+   */
+  chunks: Buffer[];
+  /** the file offset of the line each entry of `chunks` came from */
+  chunkOffsets: number[];
+  /** total length of `chunks` */
   bytes: number;
-  /** offset of the current piece's first fragment; -1 while the piece has none */
+  /** offset of the line holding the current piece's first byte; -1 while the piece has none */
   offset: number;
-  /** InvalidUtf8 if a fragment of the current piece had it */
+  /**
+   * InvalidUtf8 if a fragment of the current piece without a byte range had it: its bytes were
+   * encoded from text holding U+FFFD, so the joined bytes no longer show it.
+   */
   flags: number;
   /** pieces already emitted, so also the number of the current one */
   part: number;
@@ -23,15 +32,22 @@ const STDOUT = 0;
 const STDERR = 1;
 const NO_STREAM = 2;
 
+const NO_BYTES = Buffer.alloc(0);
+
 function slotOf(stream: Stream | undefined): number {
   return stream === 'stdout' ? STDOUT : stream === 'stderr' ? STDERR : NO_STREAM;
 }
 
 /**
  * Joins CRI `P` fragments and docker partial lines into records, per stream, since a runtime
- * interleaves stdout and stderr fragments in one file. A record reaching `maxBytes` (UTF-8) is
- * emitted as a Split piece and joining goes on in a new piece, so one endless line cannot hold
- * unbounded memory; fragments are never cut, so a piece can exceed `maxBytes` by its last one.
+ * interleaves stdout and stderr fragments in one file. Fragments are joined as bytes and decoded
+ * once per record: CRI runtimes cut a long line every 16 KiB whatever character that byte is in,
+ * so decoding fragments one by one would turn each character cut in two into U+FFFD.
+ *
+ * A record reaching `maxBytes` is emitted as a Split piece and joining goes on in a new piece, so
+ * one endless line cannot hold unbounded memory. A piece ends where the fragment that made it
+ * reach `maxBytes` ends (so it can exceed `maxBytes` by that fragment), except that a character
+ * left unfinished there moves, whole, to the next piece.
  */
 export class PartialJoiner {
   private readonly maxBytes: number;
@@ -41,9 +57,12 @@ export class PartialJoiner {
     this.maxBytes = maxBytes;
   }
 
-  /** `offset` is the byte offset of the line's first byte in its file. */
-  push(line: ParsedLine, offset: number, out: LogRecord[]): void {
-    const invalid = line.invalidUtf8 ? RecordFlag.InvalidUtf8 : 0;
+  /**
+   * `offset` is the byte offset of the line's first byte in its file; `buf` is the buffer the line
+   * was parsed from, read only during this call (the line's byte range, when it has one, points
+   * into it).
+   */
+  push(line: ParsedLine, offset: number, out: LogRecord[], buf: Buffer): void {
     if (line.error !== undefined) {
       // A malformed line belongs to no stream, so it cannot end anyone's pending record.
       out.push({
@@ -51,7 +70,7 @@ export class PartialJoiner {
         time: line.time,
         stream: line.stream,
         message: line.message,
-        flags: RecordFlag.ParseError | invalid,
+        flags: RecordFlag.ParseError | (line.invalidUtf8 ? RecordFlag.InvalidUtf8 : 0),
         error: line.error,
         part: 0,
       });
@@ -59,25 +78,25 @@ export class PartialJoiner {
     }
 
     const slot = slotOf(line.stream);
-    const p = this.slots[slot];
+    let p = this.slots[slot];
     if (line.partial) {
       if (p === undefined) {
-        this.slots[slot] = {
+        p = {
           stream: line.stream,
           time: line.time,
-          message: line.message,
-          bytes: -1,
+          chunks: [],
+          chunkOffsets: [],
+          bytes: 0,
           offset,
-          flags: invalid,
+          flags: 0,
           part: 0,
         };
-        this.emitIfFull(this.slots[slot]!, line.message, out);
-        return;
+        this.slots[slot] = p;
+      } else if (p.offset < 0) {
+        p.offset = offset;
       }
-      if (p.offset < 0) p.offset = offset;
-      p.message += line.message;
-      p.flags |= invalid;
-      this.emitIfFull(p, line.message, out);
+      append(p, line, offset, buf, true);
+      if (p.bytes >= this.maxBytes) this.emitPiece(p, out);
       return;
     }
 
@@ -87,22 +106,24 @@ export class PartialJoiner {
         time: line.time,
         stream: line.stream,
         message: line.message,
-        flags: invalid,
+        flags: line.invalidUtf8 ? RecordFlag.InvalidUtf8 : 0,
         error: undefined,
         part: 0,
       });
       return;
     }
     this.slots[slot] = undefined;
-    out.push({
-      offset: p.offset < 0 ? offset : p.offset,
-      time: p.time,
-      stream: p.stream,
-      message: p.message + line.message,
-      flags: RecordFlag.Partial | p.flags | invalid | (p.part > 0 ? RecordFlag.Split : 0),
-      error: undefined,
-      part: p.part,
-    });
+    if (p.offset < 0) p.offset = offset;
+    const flags = RecordFlag.Partial | (p.part > 0 ? RecordFlag.Split : 0);
+    if (p.bytes === 0) {
+      // Nothing to join (earlier pieces are out, or the fragments were empty): the parser's text
+      // stands.
+      out.push(record(p, line.message, flags | (line.invalidUtf8 ? RecordFlag.InvalidUtf8 : 0)));
+      return;
+    }
+    // No copy: the last fragment is decoded with the rest before `buf` can change.
+    append(p, line, offset, buf, false);
+    out.push(decoded(p, joined(p), p.bytes, flags));
   }
 
   /** Smallest offset of a pending piece: a checkpoint must not pass it. */
@@ -119,15 +140,8 @@ export class PartialJoiner {
     const pending = this.slots.filter((p): p is Pending => p !== undefined && p.offset >= 0);
     pending.sort((a, b) => a.offset - b.offset);
     for (const p of pending) {
-      out.push({
-        offset: p.offset,
-        time: p.time,
-        stream: p.stream,
-        message: p.message,
-        flags: RecordFlag.Partial | RecordFlag.Incomplete | p.flags | (p.part > 0 ? RecordFlag.Split : 0),
-        error: undefined,
-        part: p.part,
-      });
+      const flags = RecordFlag.Partial | RecordFlag.Incomplete | (p.part > 0 ? RecordFlag.Split : 0);
+      out.push(decoded(p, joined(p), p.bytes, flags));
     }
     this.reset();
   }
@@ -139,26 +153,79 @@ export class PartialJoiner {
     this.slots[NO_STREAM] = undefined;
   }
 
-  private emitIfFull(p: Pending, fragment: string, out: LogRecord[]): void {
-    // Measuring waits until the character count allows maxBytes (a UTF-16 unit is at most 3 UTF-8
-    // bytes); then the piece is measured once and each later fragment alone, so the rope is
-    // flattened at most once per piece rather than once per fragment.
-    if (p.bytes >= 0) p.bytes += Buffer.byteLength(fragment);
-    else if (p.message.length * 3 >= this.maxBytes) p.bytes = Buffer.byteLength(p.message);
-    if (p.bytes < this.maxBytes) return;
-    out.push({
-      offset: p.offset,
-      time: p.time,
-      stream: p.stream,
-      message: p.message,
-      flags: RecordFlag.Split | RecordFlag.Partial | p.flags,
-      error: undefined,
-      part: p.part,
-    });
+  private emitPiece(p: Pending, out: LogRecord[]): void {
+    const bytes = joined(p);
+    let cut = completeEnd(bytes, 0, bytes.length);
+    // The piece is one unfinished character (maxBytes < 4): wait for the rest of it.
+    if (cut === 0) return;
+    // Carrying the unfinished character over gives the next piece the offset of the fragment it
+    // came from; when that is this piece's own first fragment, both pieces would share an offset
+    // (and a document id), so the character is cut instead (flagged invalid_utf8).
+    if (cut < bytes.length && p.chunkOffsets[chunkAt(p, bytes.length, cut)] === p.offset) cut = bytes.length;
+    out.push(decoded(p, bytes, cut, RecordFlag.Split | RecordFlag.Partial));
     p.part++;
-    p.message = '';
-    p.bytes = -1;
-    p.offset = -1;
     p.flags = 0;
+    if (cut === bytes.length) {
+      p.chunks = [];
+      p.chunkOffsets = [];
+      p.bytes = 0;
+      p.offset = -1;
+      return;
+    }
+    // The unfinished character opens the next piece, and the checkpoint stays before the line
+    // holding its first byte: those bytes are not delivered yet.
+    p.offset = p.chunkOffsets[chunkAt(p, bytes.length, cut)]!;
+    p.chunks = [Buffer.from(bytes.subarray(cut))];
+    p.chunkOffsets = [p.offset];
+    p.bytes = bytes.length - cut;
   }
+}
+
+/** Adds the line's message bytes to the current piece; `copy` unless they are decoded at once. */
+function append(p: Pending, line: ParsedLine, offset: number, buf: Buffer, copy: boolean): void {
+  let bytes: Buffer;
+  if (line.messageStart >= 0) {
+    if (line.messageEnd === line.messageStart) return;
+    const view = buf.subarray(line.messageStart, line.messageEnd);
+    bytes = copy ? Buffer.from(view) : view;
+  } else {
+    // No byte range (docker's JSON-decoded `log`): the text is all there is.
+    if (line.invalidUtf8) p.flags |= RecordFlag.InvalidUtf8;
+    if (line.message === '') return;
+    bytes = Buffer.from(line.message, 'utf8');
+  }
+  p.chunks.push(bytes);
+  p.chunkOffsets.push(offset);
+  p.bytes += bytes.length;
+}
+
+/** Index of the chunk holding byte `cut` of the joined `total` bytes. */
+function chunkAt(p: Pending, total: number, cut: number): number {
+  let at = total;
+  let k = p.chunks.length;
+  while (at > cut) at -= p.chunks[--k]!.length;
+  return k;
+}
+
+function joined(p: Pending): Buffer {
+  const n = p.chunks.length;
+  return n === 0 ? NO_BYTES : n === 1 ? p.chunks[0]! : Buffer.concat(p.chunks, p.bytes);
+}
+
+/** The record of the piece's first `end` bytes of `bytes`, decoded and checked here. */
+function decoded(p: Pending, bytes: Buffer, end: number, flags: number): LogRecord {
+  const message = bytes.toString('utf8', 0, end);
+  return record(p, message, flags | (isInvalidUtf8(bytes, 0, end, message) ? RecordFlag.InvalidUtf8 : 0));
+}
+
+function record(p: Pending, message: string, flags: number): LogRecord {
+  return {
+    offset: p.offset,
+    time: p.time,
+    stream: p.stream,
+    message,
+    flags: flags | p.flags,
+    error: undefined,
+    part: p.part,
+  };
 }

@@ -10,6 +10,8 @@ export const parseText: LineParser = (buf, start, end) => {
     stream: undefined,
     partial: false,
     message,
+    messageStart: start,
+    messageEnd: e,
     error: undefined,
     invalidUtf8: message !== '' && isInvalidUtf8(buf, start, e, message),
   };

@@ -12,6 +12,17 @@ export interface ParsedLine {
   partial: boolean;
   /** the message text (docker: trailing '\n' removed); the whole raw line when `error` is set */
   message: string;
+  /**
+   * The message's byte range within the buffer given to the parser, when the message is such a
+   * range (CRI, text); -1 and -1 when it is not (docker, where `log` is JSON-decoded) or when
+   * `error` is set. The range is valid only while the caller keeps that buffer unchanged. It lets
+   * the joiner decode joined CRI fragments from their joined bytes: runtimes cut long lines at
+   * byte counts, not at character boundaries, so decoding each fragment alone would turn a
+   * character cut in two into U+FFFD. `message` is still decoded for partial lines, since callers
+   * that do not join (an incomplete last line, an over-long line's first piece) read it.
+   */
+  messageStart: number;
+  messageEnd: number;
   /** why the line is malformed (e.g. 'cri: missing stream'); undefined when it parsed */
   error: string | undefined;
   /** the bytes were not valid UTF-8 (decoded with U+FFFD replacements) */

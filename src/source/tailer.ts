@@ -65,6 +65,8 @@ interface Tracked {
   lastGrowthMs: number;
   queued: boolean;
   busy: boolean;
+  /** asked to read while a reader had it */
+  again: boolean;
   truncated: boolean;
   finalizing: boolean;
   /** once mode: read to the end */
@@ -101,6 +103,8 @@ export class Tailer {
   #watcher: FSWatcher | undefined;
   #stopped = false;
   #dirty = false;
+  /** positions from an earlier run were loaded */
+  #resumed = false;
   #openFds = 0;
   #scanning: Promise<void> | undefined;
   #scanAgain = false;
@@ -117,6 +121,7 @@ export class Tailer {
     if (this.#opts.positionsFile !== undefined) {
       const loaded = await loadPositions(this.#opts.positionsFile);
       this.#known = loaded.entries;
+      this.#resumed = loaded.entries.size > 0;
       if (loaded.warning !== undefined) this.#deps.events.warn(loaded.warning);
     }
     for (let i = 0; i < this.#opts.readers; i++) {
@@ -327,7 +332,9 @@ export class Tailer {
           start = known.offset;
           continuation = known.continuation;
         }
-      } else if (initial && this.#opts.startAtEnd) {
+      } else if (initial && this.#opts.startAtEnd && known === undefined && !this.#resumed) {
+        // tail -F on a first run only: once positions exist, a file we do not know (or one that
+        // reuses the inode of a file we knew) appeared while we were stopped and is read whole
         start = await this.#lastLineEnd(fh, st.size);
       }
       this.#known.delete(key);
@@ -358,6 +365,7 @@ export class Tailer {
         lastGrowthMs: Date.now(),
         queued: false,
         busy: false,
+        again: false,
         truncated: false,
         finalizing: false,
         eof: false,
@@ -582,23 +590,34 @@ export class Tailer {
       }
       f.queued = false;
       if (f.busy) {
-        // another reader has it; it re-queues itself if there is more
+        // another reader has it (a file is read by one reader at a time, in order): it reads again
+        f.again = true;
         continue;
       }
-      await this.#deps.budget.waitForRoom();
-      if (this.#stopped) break;
       f.busy = true;
       let more = false;
       try {
-        more = await this.#step(f, buf);
+        await this.#deps.budget.waitForRoom();
+        if (!this.#stopped) more = await this.#step(f, buf);
       } catch (err) {
-        this.#deps.events.warn(`read error on ${f.source.path}: ${errorMessage(err)}; will retry`);
+        this.#readFailed(f, err);
       } finally {
         f.busy = false;
       }
-      if (more) this.#enqueue(f);
-      else this.#checkIdle();
+      if (more || f.again) {
+        f.again = false;
+        this.#enqueue(f);
+      } else this.#checkIdle();
     }
+  }
+
+  /** A failed read is logged once per file and retried after a pause, never given up on. */
+  #readFailed(f: Tracked, err: unknown): void {
+    this.#warnOnce(
+      `read:${f.key}`,
+      `read error on ${f.source.path}: ${errorMessage(err)}; retrying every second`,
+    );
+    setTimeout(() => this.#enqueue(f), 1000);
   }
 
   /** One read of one file. Returns true when the file likely has more to read right away. */

@@ -7,24 +7,43 @@ import { bytes, framed } from './framed.ts';
 
 const TS = '2026-11-22T01:02:03.123456789Z';
 
+/** A parsed line; its message range is checked on its own, as the suffix of the line. */
+type Expected = Omit<ParsedLine, 'messageStart' | 'messageEnd'>;
+
 function ok(
   message: string,
   stream: 'stdout' | 'stderr' = 'stdout',
   partial = false,
   time = TS,
   invalidUtf8 = false,
-): ParsedLine {
+): Expected {
   return { time, stream, partial, message, error: undefined, invalidUtf8 };
 }
 
 function bad(error: string, message: string, invalidUtf8 = false): ParsedLine {
-  return { time: undefined, stream: undefined, partial: false, message, error, invalidUtf8 };
+  return {
+    time: undefined,
+    stream: undefined,
+    partial: false,
+    message,
+    messageStart: -1,
+    messageEnd: -1,
+    error,
+    invalidUtf8,
+  };
+}
+
+/** The message's byte range counted from the line's start, as if the line were alone in its buffer. */
+function relative(parsed: ParsedLine, start: number): ParsedLine {
+  return parsed.messageStart < 0
+    ? parsed
+    : { ...parsed, messageStart: parsed.messageStart - start, messageEnd: parsed.messageEnd - start };
 }
 
 const big = 'x'.repeat(16 * 1024);
 
 describe('parseCri', () => {
-  it.each<[string, string | Buffer, ParsedLine]>([
+  it.each<[string, string | Buffer, Expected]>([
     ['stdout full line', `${TS} stdout F hello world`, ok('hello world')],
     ['stderr full line', `${TS} stderr F boom`, ok('boom', 'stderr')],
     ['partial fragment', `${TS} stdout P first half `, ok('first half ', 'stdout', true)],
@@ -58,7 +77,27 @@ describe('parseCri', () => {
     ['16 KiB partial', `${TS} stdout P ${big}`, ok(big, 'stdout', true)],
     ['JSON message', `${TS} stdout F {"level":"info","msg":"hi"}`, ok('{"level":"info","msg":"hi"}')],
   ])('%s', (_name, line, expected) => {
-    expect(parseCri(...framed(line))).toStrictEqual(expected);
+    const [buf, start, end] = framed(line);
+    const { messageStart, messageEnd, ...rest } = parseCri(buf, start, end);
+    expect(rest).toStrictEqual(expected);
+    // The message is the end of the line, so its range is pinned by its end and its text.
+    expect(messageEnd).toBe(end);
+    expect(messageStart).toBeGreaterThan(start);
+    expect(buf.toString('utf8', messageStart, messageEnd)).toBe(expected.message);
+  });
+
+  it.each<[string, string | Buffer, [number, number]]>([
+    ['a message', `${TS} stdout F hello`, [40, 45]],
+    ['a partial', `${TS} stderr P hello`, [40, 45]],
+    ['nothing after the tag', `${TS} stdout F`, [39, 39]],
+    ['an empty message after a space', `${TS} stdout F `, [40, 40]],
+    ['future tags', `${TS} stdout P:a:b hi`, [44, 46]],
+    ['invalid UTF-8 counts bytes', bytes(`${TS} stdout P a`, [0xff, 0xfe], 'b'), [40, 44]],
+    ['a cut character', bytes(`${TS} stdout P `, [0xe2, 0x82]), [40, 42]],
+  ])('the message range of %s', (_name, line, range) => {
+    const [buf, start, end] = framed(line);
+    const parsed = parseCri(buf, start, end);
+    expect([parsed.messageStart - start, parsed.messageEnd - start]).toStrictEqual(range);
   });
 
   it.each<[string, string | Buffer, string]>([
@@ -106,8 +145,12 @@ describe('parseCri', () => {
         const line = prefixed ? bytes(`${TS} stdout F `, Array.from(arr)) : bytes(Array.from(arr));
         const [buf, start, end] = framed(line);
         const framedResult = parseCri(buf, start, end);
-        expect(framedResult).toStrictEqual(parseCri(line, 0, line.length));
+        expect(relative(framedResult, start)).toStrictEqual(parseCri(line, 0, line.length));
         if (framedResult.error !== undefined) expect(framedResult.message).toBe(line.toString('utf8'));
+        else
+          expect(buf.toString('utf8', framedResult.messageStart, framedResult.messageEnd)).toBe(
+            framedResult.message,
+          );
       }),
     );
   });

@@ -8,11 +8,30 @@ import { bytes, framed } from './framed.ts';
 const TIME = '2026-11-22T01:02:03.123456789Z';
 
 function ok(message: string, partial = false, fields: Partial<ParsedLine> = {}): ParsedLine {
-  return { time: TIME, stream: 'stdout', partial, message, error: undefined, invalidUtf8: false, ...fields };
+  return {
+    time: TIME,
+    stream: 'stdout',
+    partial,
+    message,
+    messageStart: -1,
+    messageEnd: -1,
+    error: undefined,
+    invalidUtf8: false,
+    ...fields,
+  };
 }
 
 function bad(error: string, message: string, invalidUtf8 = false): ParsedLine {
-  return { time: undefined, stream: undefined, partial: false, message, error, invalidUtf8 };
+  return {
+    time: undefined,
+    stream: undefined,
+    partial: false,
+    message,
+    messageStart: -1,
+    messageEnd: -1,
+    error,
+    invalidUtf8,
+  };
 }
 
 describe('parseDocker', () => {

@@ -1,4 +1,5 @@
 import { Buffer } from 'node:buffer';
+import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { parseCri } from '../../../src/parse/cri.ts';
 import { parseDocker } from '../../../src/parse/docker-json.ts';
@@ -14,12 +15,24 @@ function line(
   time: string | undefined = 't0',
   invalidUtf8 = false,
 ): ParsedLine {
-  return { time, stream, partial, message, error: undefined, invalidUtf8 };
+  return { time, stream, partial, message, messageStart: -1, messageEnd: -1, error: undefined, invalidUtf8 };
 }
 
 function malformed(message: string, error = 'cri: bad stream', invalidUtf8 = false): ParsedLine {
-  return { time: undefined, stream: undefined, partial: false, message, error, invalidUtf8 };
+  return {
+    time: undefined,
+    stream: undefined,
+    partial: false,
+    message,
+    messageStart: -1,
+    messageEnd: -1,
+    error,
+    invalidUtf8,
+  };
 }
+
+/** The buffer for lines made up here, which have no byte range to read. */
+const NO_BUF = Buffer.alloc(0);
 
 /** A record on stdout at time t0 unless `fields` says otherwise (an explicit undefined counts). */
 function rec(offset: number, message: string, flags: number, fields: Partial<LogRecord> = {}): LogRecord {
@@ -31,7 +44,7 @@ const ERROR_LINE = { time: undefined, stream: undefined };
 /** Feeds `[offset, line]` pairs and returns everything emitted. */
 function run(joiner: PartialJoiner, lines: [number, ParsedLine][]): LogRecord[] {
   const out: LogRecord[] = [];
-  for (const [offset, l] of lines) joiner.push(l, offset, out);
+  for (const [offset, l] of lines) joiner.push(l, offset, out, NO_BUF);
   return out;
 }
 
@@ -167,7 +180,7 @@ describe('PartialJoiner', () => {
         const text = i % 3 === 0 ? `frag-${i}-é日😀|` : `f${'x'.repeat(i % 17)}|`;
         fragments.push(text);
         offsets.push(offset);
-        j.push(line('stdout', i < 999, text, `t${i}`), offset, out);
+        j.push(line('stdout', i < 999, text, `t${i}`), offset, out, NO_BUF);
         offset += 40 + Buffer.byteLength(text);
       }
 
@@ -205,18 +218,18 @@ describe('PartialJoiner', () => {
       const j = new PartialJoiner(1024);
       const out: LogRecord[] = [];
       expect(j.pendingStart()).toBeUndefined();
-      j.push(line('stdout', false, 'done'), 0, out);
+      j.push(line('stdout', false, 'done'), 0, out, NO_BUF);
       expect(j.pendingStart()).toBeUndefined();
-      j.push(line('stderr', true, 'e1'), 10, out);
+      j.push(line('stderr', true, 'e1'), 10, out, NO_BUF);
       expect(j.pendingStart()).toBe(10);
-      j.push(line('stdout', true, 'o1'), 20, out);
-      j.push(line('stdout', true, 'o2'), 30, out);
+      j.push(line('stdout', true, 'o1'), 20, out, NO_BUF);
+      j.push(line('stdout', true, 'o2'), 30, out, NO_BUF);
       expect(j.pendingStart()).toBe(10);
-      j.push(line('stderr', false, 'e2'), 40, out);
+      j.push(line('stderr', false, 'e2'), 40, out, NO_BUF);
       expect(j.pendingStart()).toBe(20);
-      j.push(malformed('x'), 50, out);
+      j.push(malformed('x'), 50, out, NO_BUF);
       expect(j.pendingStart()).toBe(20);
-      j.push(line('stdout', false, 'o3'), 60, out);
+      j.push(line('stdout', false, 'o3'), 60, out, NO_BUF);
       expect(j.pendingStart()).toBeUndefined();
       expect(out.map((r) => r.offset)).toStrictEqual([0, 10, 50, 20]);
     });
@@ -224,9 +237,9 @@ describe('PartialJoiner', () => {
     it('moves to the first fragment of the current piece once a piece is out', () => {
       const j = new PartialJoiner(3);
       const out: LogRecord[] = [];
-      j.push(line('stdout', true, 'abc'), 0, out);
+      j.push(line('stdout', true, 'abc'), 0, out, NO_BUF);
       expect(j.pendingStart()).toBeUndefined();
-      j.push(line('stdout', true, 'd'), 10, out);
+      j.push(line('stdout', true, 'd'), 10, out, NO_BUF);
       expect(j.pendingStart()).toBe(10);
     });
   });
@@ -249,7 +262,7 @@ describe('PartialJoiner', () => {
       expect(j.pendingStart()).toBeUndefined();
       const after: LogRecord[] = [];
       j.drain(after);
-      j.push(line('stdout', false, 'next'), 30, after);
+      j.push(line('stdout', false, 'next'), 30, after, NO_BUF);
       expect(after).toStrictEqual([rec(30, 'next', 0)]);
     });
 
@@ -269,7 +282,7 @@ describe('PartialJoiner', () => {
     ]);
     j.reset();
     expect(j.pendingStart()).toBeUndefined();
-    j.push(line('stdout', false, 'fresh'), 0, out);
+    j.push(line('stdout', false, 'fresh'), 0, out, NO_BUF);
     expect(out).toStrictEqual([rec(0, 'fresh', 0)]);
   });
 
@@ -293,8 +306,212 @@ describe('PartialJoiner', () => {
       end >= 0;
       start = end + 1, end = file.indexOf(0x0a, start)
     ) {
-      j.push(parse(file, start, end), start, out);
+      j.push(parse(file, start, end), start, out, file);
     }
     expect(out).toStrictEqual([rec(0, `${big}tail`, Partial, { time: '2026-11-22T01:02:03.1Z' })]);
+  });
+});
+
+describe('PartialJoiner on CRI bytes', () => {
+  const TS = '2026-11-22T01:02:03.123456789Z';
+  const EURO = [0xe2, 0x82, 0xac]; // '€'
+  const GRIN = [0xf0, 0x9f, 0x98, 0x80]; // '😀'
+
+  /** One CRI line as a runtime writes it: the fragment's bytes follow the prefix as they are. */
+  function cri(stream: 'stdout' | 'stderr', tag: 'P' | 'F', ...parts: (string | number[])[]): Buffer {
+    return bytes(`${TS} ${stream} ${tag} `, ...parts);
+  }
+
+  function bytes(...parts: (string | number[])[]): Buffer {
+    return Buffer.concat(parts.map((p) => (typeof p === 'string' ? Buffer.from(p) : Buffer.from(p))));
+  }
+
+  /**
+   * Parses and pushes each line from one read buffer that is overwritten after every push, as
+   * FileProcessor reuses its buffer across reads, so bytes the joiner kept without copying show.
+   * Lines sit at their file offsets as if written one after the other, each ending with '\n'.
+   */
+  function feed(joiner: PartialJoiner, lines: Buffer[], out: LogRecord[] = []): LogRecord[] {
+    const scratch = Buffer.alloc(64 + Math.max(0, ...lines.map((l) => l.length)));
+    let offset = 0;
+    for (const [i, l] of lines.entries()) {
+      const at = i % 7; // a line rarely starts at 0 of a read buffer
+      scratch.fill(0x7e);
+      l.copy(scratch, at);
+      joiner.push(parseCri(scratch, at, at + l.length), offset, out, scratch);
+      scratch.fill(0xff);
+      offset += l.length + 1;
+    }
+    return out;
+  }
+
+  /** File offset of line `n` of `lines`. */
+  function offsetOf(lines: Buffer[], n: number): number {
+    return lines.slice(0, n).reduce((sum, l) => sum + l.length + 1, 0);
+  }
+
+  function criRec(
+    offset: number,
+    message: string,
+    flags: number,
+    fields: Partial<LogRecord> = {},
+  ): LogRecord {
+    return rec(offset, message, flags, { time: TS, ...fields });
+  }
+
+  it.each<[string, Buffer[], (lines: Buffer[]) => LogRecord[]]>([
+    [
+      'a 3-byte character cut after its first byte',
+      [cri('stdout', 'P', 'a', EURO.slice(0, 1)), cri('stdout', 'F', EURO.slice(1), 'b')],
+      () => [criRec(0, 'a€b', Partial)],
+    ],
+    [
+      'a 3-byte character cut over three fragments',
+      [
+        cri('stdout', 'P', EURO.slice(0, 1)),
+        cri('stdout', 'P', EURO.slice(1, 2)),
+        cri('stdout', 'F', EURO.slice(2)),
+      ],
+      () => [criRec(0, '€', Partial)],
+    ],
+    ...[1, 2, 3].map<[string, Buffer[], () => LogRecord[]]>((k) => [
+      `a 4-byte emoji cut after byte ${k}`,
+      [cri('stdout', 'P', 'x', GRIN.slice(0, k)), cri('stdout', 'F', GRIN.slice(k), 'y')],
+      () => [criRec(0, 'x😀y', Partial)],
+    ]),
+    [
+      'characters cut on both streams, interleaved',
+      [
+        cri('stdout', 'P', EURO.slice(0, 2)),
+        cri('stderr', 'P', GRIN.slice(0, 1)),
+        cri('stdout', 'F', EURO.slice(2)),
+        cri('stderr', 'F', GRIN.slice(1)),
+      ],
+      (lines) => [criRec(0, '€', Partial), criRec(offsetOf(lines, 1), '😀', Partial, { stream: 'stderr' })],
+    ],
+    [
+      'a literal U+FFFD cut in two is still valid',
+      [cri('stdout', 'P', [0xef, 0xbf]), cri('stdout', 'F', [0xbd])],
+      () => [criRec(0, '\ufffd', Partial)],
+    ],
+    [
+      'an invalid byte in a fragment',
+      [cri('stdout', 'P', 'a', [0xff]), cri('stdout', 'F', 'b')],
+      () => [criRec(0, 'a\ufffdb', Partial | InvalidUtf8)],
+    ],
+    [
+      'a character the program never finished',
+      [cri('stdout', 'P', 'a', EURO.slice(0, 2)), cri('stdout', 'F', 'b')],
+      () => [criRec(0, 'a\ufffdb', Partial | InvalidUtf8)],
+    ],
+    [
+      'a cut character in a full line, joined with nothing',
+      [cri('stdout', 'F', 'a', EURO.slice(0, 2))],
+      () => [criRec(0, 'a\ufffd', InvalidUtf8)],
+    ],
+  ])('%s', (_name, lines, expected) => {
+    expect(feed(new PartialJoiner(1024), lines)).toStrictEqual(expected(lines));
+  });
+
+  it('drains a record ending inside a character as invalid', () => {
+    const j = new PartialJoiner(1024);
+    const out = feed(j, [cri('stdout', 'P', 'a', GRIN.slice(0, 3))]);
+    j.drain(out);
+    expect(out).toStrictEqual([criRec(0, 'a\ufffd', Partial | Incomplete | InvalidUtf8)]);
+  });
+
+  it('joins a 16 KiB fragment whose last byte starts a character', () => {
+    const text = `${'x'.repeat(16 * 1024 - 1)}€ tail`;
+    const all = Buffer.from(text);
+    const lines = [
+      cri('stdout', 'P', [...all.subarray(0, 16 * 1024)]),
+      cri('stdout', 'F', [...all.subarray(16 * 1024)]),
+    ];
+    expect(feed(new PartialJoiner(1024 * 1024), lines)).toStrictEqual([criRec(0, text, Partial)]);
+  });
+
+  describe('pieces at maxBytes', () => {
+    it('moves a character the piece would end inside of to the next piece, with its line offset', () => {
+      const lines = [
+        cri('stdout', 'P', 'abc'),
+        cri('stdout', 'P', 'd', GRIN.slice(0, 2)),
+        cri('stdout', 'F', GRIN.slice(2), 'e'),
+      ];
+      const j = new PartialJoiner(4);
+      const out = feed(j, lines.slice(0, 2));
+      expect(out).toStrictEqual([criRec(0, 'abcd', Split | Partial)]);
+      // the emoji's first bytes are not delivered, so a checkpoint stays before their line
+      expect(j.pendingStart()).toBe(offsetOf(lines, 1));
+      feed(j, lines.slice(2), out);
+      expect(out.slice(1)).toStrictEqual([criRec(offsetOf(lines, 1), '😀e', Split | Partial, { part: 1 })]);
+    });
+
+    it('holds a piece that is one unfinished character until its last byte', () => {
+      const out = feed(new PartialJoiner(2), [
+        cri('stdout', 'P', GRIN.slice(0, 2)),
+        cri('stdout', 'P', GRIN.slice(2)),
+        cri('stdout', 'F', 'x'),
+      ]);
+      expect(out.map((r) => [r.message, r.flags, r.part])).toStrictEqual([
+        ['😀', Split | Partial, 0],
+        ['x', Split | Partial, 1],
+      ]);
+    });
+
+    it('counts bytes exactly', () => {
+      // 3 + 3 bytes reach 6; 3 + 2 bytes do not
+      const euro = cri('stdout', 'P', EURO);
+      expect(feed(new PartialJoiner(6), [euro, euro])).toStrictEqual([criRec(0, '€€', Split | Partial)]);
+      expect(feed(new PartialJoiner(6), [euro, cri('stdout', 'P', 'ab')])).toStrictEqual([]);
+    });
+
+    it('never gives two pieces one offset (a document id), even when a fragment alone passes maxBytes', () => {
+      // '€' is 3 bytes: with maxBytes 4 a single 6-byte fragment passes the limit and ends mid-character
+      const j = new PartialJoiner(4);
+      const bytes = [...Buffer.from('a€€')];
+      const out = feed(j, [cri('stdout', 'P', bytes.slice(0, 6)), cri('stdout', 'F', bytes.slice(6))]);
+      const offsets = out.map((r) => r.offset);
+      expect(new Set(offsets).size).toBe(offsets.length);
+      expect(Buffer.concat(out.map((r) => Buffer.from(r.message))).length).toBeGreaterThan(0);
+      expect(out[0]?.flags).toBe(Split | Partial | InvalidUtf8);
+    });
+
+    it('never cuts a character when fragments are shorter than maxBytes, whatever the cuts', () => {
+      const alphabet = ['a', 'é', '€', '日', '😀', ' '];
+      fc.assert(
+        fc.property(
+          fc.array(fc.constantFrom(...alphabet), { minLength: 1, maxLength: 200 }),
+          fc.array(fc.nat(), { maxLength: 40 }),
+          fc.integer({ min: 1, max: 64 }),
+          (chars, cuts, maxBytes) => {
+            const text = chars.join('');
+            const all = Buffer.from(text);
+            const bounds = [...new Set(cuts.map((c) => c % all.length))].sort((a, b) => a - b);
+            const edges = [0, ...bounds.filter((b) => b > 0), all.length];
+            const lines = edges
+              .slice(1)
+              .map((e, i) =>
+                cri('stdout', i === edges.length - 2 ? 'F' : 'P', [...all.subarray(edges[i], e)]),
+              );
+
+            fc.pre(edges.slice(1).every((e, i) => e - edges[i]! < maxBytes));
+            const j = new PartialJoiner(maxBytes);
+            const out = feed(j, lines);
+            const offsets = out.map((r) => r.offset);
+            expect(new Set(offsets).size).toBe(offsets.length);
+            expect(out.map((r) => r.message).join('')).toBe(text);
+            expect(out.map((r) => r.part)).toStrictEqual(out.map((_r, i) => i));
+            expect(out.every((r) => (r.flags & InvalidUtf8) === 0 && !r.message.includes('\ufffd'))).toBe(
+              true,
+            );
+            // a piece gives back at most an unfinished character (3 bytes) of what reached maxBytes
+            for (const r of out.slice(0, -1)) {
+              expect(Buffer.byteLength(r.message)).toBeGreaterThanOrEqual(Math.max(1, maxBytes - 3));
+            }
+            expect(j.pendingStart()).toBeUndefined();
+          },
+        ),
+      );
+    });
   });
 });

@@ -4,7 +4,9 @@ import { parseJsonLine, parseText } from '../../../src/parse/plain.ts';
 import type { LineParser, ParsedLine } from '../../../src/parse/types.ts';
 import { bytes, framed } from './framed.ts';
 
-function text(message: string, invalidUtf8 = false): ParsedLine {
+type Expected = Omit<ParsedLine, 'messageStart' | 'messageEnd'>;
+
+function text(message: string, invalidUtf8 = false): Expected {
   return { time: undefined, stream: undefined, partial: false, message, error: undefined, invalidUtf8 };
 }
 
@@ -12,7 +14,7 @@ describe.each<[string, LineParser]>([
   ['parseText', parseText],
   ['parseJsonLine', parseJsonLine],
 ])('%s', (_name, parse) => {
-  it.each<[string, string | Buffer, ParsedLine]>([
+  it.each<[string, string | Buffer, Expected]>([
     ['a line', 'hello world', text('hello world')],
     ['empty line', '', text('')],
     ['CR of CRLF stripped', 'hello\r', text('hello')],
@@ -26,6 +28,11 @@ describe.each<[string, LineParser]>([
     ['a literal U+FFFD', 'a\ufffd', text('a\ufffd')],
     ['multi-byte', 'héllo 😀', text('héllo 😀')],
   ])('%s', (_n, line, expected) => {
-    expect(parse(...framed(line))).toStrictEqual(expected);
+    const [buf, start, end] = framed(line);
+    const { messageStart, messageEnd, ...rest } = parse(buf, start, end);
+    expect(rest).toStrictEqual(expected);
+    // the whole line but a final CR
+    const crlf = end > start && buf[end - 1] === 0x0d;
+    expect([messageStart, messageEnd]).toStrictEqual([start, crlf ? end - 1 : end]);
   });
 });
