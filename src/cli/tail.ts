@@ -4,11 +4,17 @@ import { parseArgs } from 'node:util';
 import { UsageError } from '../errors.ts';
 import { Pipeline } from '../pipeline/pipeline.ts';
 import type { FormatOption } from '../pipeline/types.ts';
-import { StreamSink } from '../sink/stdout.ts';
 import { hasGlob } from '../source/discovery.ts';
 import type { TailerOptions } from '../source/tailer.ts';
 import { SourceCounters } from '../telemetry/counters.ts';
 import { textLogger } from '../telemetry/logger.ts';
+import {
+  createOutput,
+  OUTPUT_OPTIONS,
+  OUTPUT_USAGE,
+  type OutputConfig,
+  outputConfig,
+} from './output-flags.ts';
 import { startProgress } from './progress.ts';
 import { parseBytes, parseChoice, parsePositiveInt } from './values.ts';
 
@@ -29,7 +35,8 @@ Options:
   --poll-interval-ms <n>       how often open files are checked for growth, rotation, truncation (default: 250)
   --host-name <name>           value of host.name (default: this machine's host name)
   -h, --help                   show this help
-`;
+
+${OUTPUT_USAGE.replace('%INDEX%', 'logs-logferry-default')}`;
 
 export const TAIL_DEFAULTS = {
   format: 'auto' as FormatOption,
@@ -48,9 +55,12 @@ export const TAIL_DEFAULTS = {
 
 const FORMATS = ['auto', 'cri', 'docker', 'json', 'text'] as const;
 
+export const TAIL_DEFAULT_INDEX = 'logs-logferry-default';
+
 export interface TailCommand {
   patterns: string[];
   once: boolean;
+  output: OutputConfig | undefined;
   tailer: TailerOptions;
   maxBufferBytes: number;
 }
@@ -81,9 +91,11 @@ export function parseTailArgs(argv: string[]): TailCommand | 'help' {
       ? TAIL_DEFAULTS.maxLineBytes
       : parseBytes('--max-line-bytes', v['max-line-bytes']);
   const once = v.once === true;
+  const hostName = v['host-name'] ?? hostname();
   return {
     patterns: parsed.positionals,
     once,
+    output: outputConfig(v, TAIL_DEFAULT_INDEX, hostName),
     maxBufferBytes:
       v['max-buffer-bytes'] === undefined
         ? TAIL_DEFAULTS.maxBufferBytes
@@ -106,7 +118,7 @@ export function parseTailArgs(argv: string[]): TailCommand | 'help' {
         v['max-open-files'] === undefined
           ? TAIL_DEFAULTS.maxOpenFiles
           : parsePositiveInt('--max-open-files', v['max-open-files']),
-      hostName: v['host-name'] ?? hostname(),
+      hostName,
       watch: !once,
       readers: TAIL_DEFAULTS.readers,
       positionsFile: v.positions,
@@ -132,6 +144,7 @@ function parse(argv: string[]) {
       'poll-interval-ms': { type: 'string' },
       'host-name': { type: 'string' },
       help: { type: 'boolean', short: 'h' },
+      ...OUTPUT_OPTIONS,
     },
   });
 }
@@ -166,7 +179,7 @@ export async function runTail(argv: string[]): Promise<number> {
   const stopSignal = new Promise<void>((resolve) => {
     stopRequested = resolve;
   });
-  const sink = new StreamSink(process.stdout, (err) => {
+  const { sink, elasticsearch } = createOutput(cmd.output, log, (err) => {
     fatal = err;
     stopRequested?.();
   });
@@ -190,6 +203,12 @@ export async function runTail(argv: string[]): Promise<number> {
       await stopSignal;
     }
     await pipeline.stop(TAIL_DEFAULTS.shutdownTimeoutMs);
+    if (elasticsearch !== undefined && cmd.once) {
+      const c = elasticsearch.counters;
+      log.info(
+        `shipped: ${c.sent} stored, ${c.duplicates} already stored, ${c.deadLettered} dead-lettered, ${c.dropped} dropped, ${c.queued} undelivered`,
+      );
+    }
   } finally {
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);

@@ -22,10 +22,11 @@ export type Stream = 'stdout' | 'stderr';
 export interface FileIdentity {
   dev: number;
   ino: number;
-  /** hex digest of the first `fingerprintBytes` bytes (fewer for a shorter file) */
-  fingerprint: string;
-  /** how many bytes the fingerprint covers (< the window while the file is shorter than it) */
-  fingerprintBytes: number;
+  /**
+   * The file's stable id (see source/fingerprint.ts fileId): derived from device, inode and the
+   * fingerprint of its first bytes when first seen; document ids are this plus the offset.
+   */
+  id: string;
 }
 
 /** What the pipeline knows about the file a batch came from; stable for the life of a followed file. */
@@ -35,6 +36,11 @@ export interface SourceFile {
   identity: FileIdentity;
   /** the path the file was found at (a symlink's own path, not its target) */
   path: string;
+  /**
+   * Per-file string fields by dotted name (e.g. `kubernetes.namespace`), for index name templates;
+   * the documents already carry them.
+   */
+  fields?: Readonly<Record<string, string>> | undefined;
 }
 
 /**

@@ -30,3 +30,12 @@ export async function fingerprintFile(fh: FileHandle, window = FINGERPRINT_WINDO
   }
   return fingerprintBytes(buf, got);
 }
+
+/**
+ * A file's id for document ids: its device, inode and fingerprint when first seen, so two files
+ * with identical first lines (a crash-looping container's restarts) never share ids. It is stored in
+ * the checkpoint and reused when the file is recognised again, so re-sends keep their ids.
+ */
+export function fileId(dev: number, ino: number, fingerprint: string): string {
+  return createHash('sha256').update(`${dev}:${ino}:${fingerprint}`).digest('hex').slice(0, 24);
+}

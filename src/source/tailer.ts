@@ -7,7 +7,7 @@ import type { Budget, Enricher, FormatOption, Sink, SourceEvents, SourceFile } f
 import { AckTracker, type ContinuationState } from './ack-tracker.ts';
 import { type CheckpointEntry, entryKey, loadPositions, savePositions } from './checkpointer.ts';
 import { expandPatterns, globBase, type Match } from './discovery.ts';
-import { FINGERPRINT_WINDOW, type Fingerprint, fingerprintFile } from './fingerprint.ts';
+import { FINGERPRINT_WINDOW, type Fingerprint, fileId, fingerprintFile } from './fingerprint.ts';
 
 export interface TailerOptions {
   patterns: string[];
@@ -237,7 +237,7 @@ export class Tailer {
       path: f.source.path,
       dev: identity.dev,
       ino: identity.ino,
-      id: identity.fingerprint,
+      id: identity.id,
       fingerprint: f.verify.fingerprint,
       fingerprintBytes: f.verify.fingerprintBytes,
       offset: f.tracker.committed,
@@ -322,7 +322,7 @@ export class Tailer {
       const fp = await fingerprintFile(fh);
       const known = this.#known.get(key);
       let start = 0;
-      let id = fp.fingerprint;
+      let id = fileId(m.dev, m.ino, fp.fingerprint);
       let format = undefined as CheckpointEntry['format'];
       let continuation: ContinuationState | undefined;
       if (known !== undefined && (await this.#matches(fh, fp, known))) {
@@ -341,7 +341,7 @@ export class Tailer {
       const source: SourceFile = {
         key,
         path: m.path,
-        identity: { dev: m.dev, ino: m.ino, fingerprint: id, fingerprintBytes: fp.fingerprintBytes },
+        identity: { dev: m.dev, ino: m.ino, id },
       };
       const f: Tracked = {
         key,

@@ -1,0 +1,87 @@
+import { readFileSync } from 'node:fs';
+import { Client, errors } from '@elastic/elasticsearch';
+import type { BulkTransport } from './sink.ts';
+
+export interface ConnectionOptions {
+  /** one or more base URLs; the client spreads requests over them and skips dead ones */
+  nodes: string[];
+  cloudId?: string | undefined;
+  apiKey?: string | undefined;
+  username?: string | undefined;
+  password?: string | undefined;
+  bearerToken?: string | undefined;
+  caFile?: string | undefined;
+  insecure?: boolean | undefined;
+  compression: boolean;
+  requestTimeoutMs: number;
+  pipeline?: string | undefined;
+}
+
+/** Removes credentials from a URL so it can be logged. */
+export function redactUrl(url: string): string {
+  try {
+    const u = new URL(url);
+    if (u.username !== '' || u.password !== '') {
+      u.username = '***';
+      u.password = '';
+    }
+    return u.toString().replace('***@', '***@');
+  } catch {
+    return '<invalid url>';
+  }
+}
+
+export function createClient(opts: ConnectionOptions): Client {
+  const auth =
+    opts.apiKey !== undefined
+      ? { apiKey: opts.apiKey }
+      : opts.bearerToken !== undefined
+        ? { bearer: opts.bearerToken }
+        : opts.username !== undefined
+          ? { username: opts.username, password: opts.password ?? '' }
+          : undefined;
+  const tls =
+    opts.caFile !== undefined || opts.insecure
+      ? {
+          ...(opts.caFile !== undefined ? { ca: readFileSync(opts.caFile) } : {}),
+          ...(opts.insecure ? { rejectUnauthorized: false } : {}),
+        }
+      : undefined;
+  return new Client({
+    ...(opts.cloudId !== undefined ? { cloud: { id: opts.cloudId } } : { nodes: opts.nodes }),
+    ...(auth !== undefined ? { auth } : {}),
+    ...(tls !== undefined ? { tls } : {}),
+    compression: opts.compression,
+    requestTimeout: opts.requestTimeoutMs,
+    // logferry retries itself, per item, without giving up; the client must not retry whole bodies
+    maxRetries: 0,
+    // a failed node is retried soon rather than after the default minute
+    resurrectStrategy: 'optimistic',
+  });
+}
+
+/** `_bulk` through the official client's transport: the NDJSON body is sent as built, no re-serialization. */
+export function clientTransport(client: Client, pipeline?: string): BulkTransport {
+  const querystring: Record<string, string> = {
+    // only what classification needs: much smaller responses to parse
+    filter_path: 'errors,items.*.status,items.*.error.type,items.*.error.reason',
+  };
+  if (pipeline !== undefined) querystring.pipeline = pipeline;
+  return {
+    async bulk(body: string) {
+      try {
+        const res = await client.transport.request(
+          { method: 'POST', path: '/_bulk', bulkBody: body, querystring },
+          { meta: true, maxRetries: 0 },
+        );
+        return { status: res.statusCode ?? 200, body: res.body };
+      } catch (err) {
+        if (err instanceof errors.ResponseError && typeof err.meta.statusCode === 'number') {
+          return { status: err.meta.statusCode, body: err.meta.body };
+        }
+        throw err;
+      }
+    },
+    close: () => client.close(),
+  };
+}

@@ -1,0 +1,269 @@
+import { describe, expect, it } from 'vitest';
+import type { RecordBatch } from '../../../../src/pipeline/types.ts';
+import { IndexTemplate } from '../../../../src/sink/elasticsearch/encode.ts';
+import { type BulkTransport, ElasticsearchSink } from '../../../../src/sink/elasticsearch/sink.ts';
+import type { Logger } from '../../../../src/telemetry/logger.ts';
+
+interface Sent {
+  action: { create: { _index: string; _id?: string } };
+  doc: Record<string, unknown>;
+}
+
+function parseBody(body: string): Sent[] {
+  const lines = body.trimEnd().split('\n');
+  const out: Sent[] = [];
+  for (let i = 0; i < lines.length; i += 2)
+    out.push({ action: JSON.parse(lines[i]!), doc: JSON.parse(lines[i + 1]!) });
+  return out;
+}
+
+type Reply = { status: number; body?: unknown } | 'connection-error';
+
+/** An in-process transport: `respond` decides each request's answer; every request is recorded. */
+function scripted(respond: (items: Sent[], n: number) => Reply | ((items: Sent[]) => Reply)) {
+  const requests: Sent[][] = [];
+  let inFlight = 0;
+  let maxInFlight = 0;
+  const transport: BulkTransport = {
+    async bulk(body) {
+      const items = parseBody(body);
+      requests.push(items);
+      inFlight++;
+      maxInFlight = Math.max(maxInFlight, inFlight);
+      await new Promise((r) => setTimeout(r, 1));
+      inFlight--;
+      let reply = respond(items, requests.length);
+      if (typeof reply === 'function') reply = reply(items);
+      if (reply === 'connection-error') throw new Error('connect ECONNREFUSED 127.0.0.1:9200');
+      return { status: reply.status, body: reply.body };
+    },
+    async close() {},
+  };
+  return { transport, requests, maxInFlight: () => maxInFlight };
+}
+
+const allCreated = (items: Sent[]): Reply => ({
+  status: 200,
+  body: { errors: false, items: items.map(() => ({ create: { status: 201 } })) },
+});
+
+function perItem(statuses: (item: Sent, i: number) => number): (items: Sent[]) => Reply {
+  return (items) => ({
+    status: 200,
+    body: {
+      errors: true,
+      items: items.map((it, i) => {
+        const status = statuses(it, i);
+        return {
+          create: {
+            status,
+            ...(status >= 300
+              ? { error: { type: status === 400 ? 'document_parsing_exception' : 'x', reason: 'r' } }
+              : {}),
+          },
+        };
+      }),
+    },
+  });
+}
+
+const logs: string[] = [];
+const log: Logger = {
+  info: (m) => logs.push(`info ${m}`),
+  warn: (m) => logs.push(`warn ${m}`),
+  error: (m) => logs.push(`error ${m}`),
+};
+
+function sinkWith(
+  transport: BulkTransport,
+  over: Partial<ConstructorParameters<typeof ElasticsearchSink>[0]> = {},
+) {
+  return new ElasticsearchSink(
+    {
+      index: new IndexTemplate('logs-test'),
+      dlqIndex: 'logs-dlq',
+      idMode: 'deterministic',
+      batchDocs: 100,
+      batchBytes: 1 << 20,
+      flushMs: 5,
+      concurrency: 2,
+      retryInitialMs: 1,
+      retryMaxMs: 4,
+      ...over,
+    },
+    transport,
+    log,
+    () => 0.5,
+  );
+}
+
+function batch(n: number, start = 0, acks: number[] = []): RecordBatch {
+  const docs = Array.from({ length: n }, (_, i) =>
+    JSON.stringify({ '@timestamp': '2026-11-22T01:02:03Z', seq: start + i }),
+  );
+  return {
+    file: { key: '1:2', path: '/p', identity: { dev: 1, ino: 2, id: 'f' } },
+    docs,
+    offsets: docs.map((_, i) => (start + i) * 100),
+    chars: docs.reduce((s, d) => s + d.length, 0),
+    ack: () => acks.push(start),
+  };
+}
+
+describe('ElasticsearchSink', () => {
+  it('sends create with deterministic ids and acknowledges each batch once', async () => {
+    const t = scripted(() => allCreated);
+    const sink = sinkWith(t.transport);
+    const acks: number[] = [];
+    sink.write(batch(3, 0, acks));
+    sink.write(batch(2, 3, acks));
+    await sink.flush();
+    expect(acks.sort()).toEqual([0, 3]);
+    const sent = t.requests.flat();
+    expect(sent.map((s) => s.action.create)).toEqual(
+      [0, 1, 2, 3, 4].map((i) => ({ _index: 'logs-test', _id: `f-${i * 100}` })),
+    );
+    expect(sink.counters).toMatchObject({
+      sent: 5,
+      duplicates: 0,
+      retried: 0,
+      deadLettered: 0,
+      dropped: 0,
+      queued: 0,
+    });
+  });
+
+  it('auto id mode sends no _id', async () => {
+    const t = scripted(() => allCreated);
+    const sink = sinkWith(t.transport, { idMode: 'auto' });
+    sink.write(batch(1));
+    await sink.flush();
+    expect(t.requests[0]?.[0]?.action).toEqual({ create: { _index: 'logs-test' } });
+  });
+
+  it('counts 409 on create as already stored', async () => {
+    const t = scripted(() => perItem((_it, i) => (i === 0 ? 409 : 201)));
+    const sink = sinkWith(t.transport);
+    const acks: number[] = [];
+    sink.write(batch(2, 0, acks));
+    await sink.flush();
+    expect(acks).toEqual([0]);
+    expect(sink.counters).toMatchObject({ sent: 1, duplicates: 1 });
+    expect(t.requests).toHaveLength(1);
+  });
+
+  it('retries only the items that got 429, never re-sending what succeeded', async () => {
+    const t = scripted((_items, n) =>
+      n === 1 ? perItem((it) => ((it.doc.seq as number) % 2 === 0 ? 429 : 201)) : allCreated,
+    );
+    const sink = sinkWith(t.transport);
+    const acks: number[] = [];
+    sink.write(batch(6, 0, acks));
+    await sink.flush();
+    expect(acks).toEqual([0]);
+    expect(t.requests.map((r) => r.map((s) => s.doc.seq))).toEqual([
+      [0, 1, 2, 3, 4, 5],
+      [0, 2, 4],
+    ]);
+    expect(t.requests[1]?.map((s) => s.action.create._id)).toEqual(['f-0', 'f-200', 'f-400']);
+    expect(sink.counters).toMatchObject({ sent: 6, retried: 3 });
+  });
+
+  it('retries whole-request failures (connection errors, 503, 429) with the same documents until they pass', async () => {
+    const t = scripted((_items, n) =>
+      n === 1
+        ? 'connection-error'
+        : n === 2
+          ? { status: 503, body: { error: 'unavailable' } }
+          : n === 3
+            ? { status: 429 }
+            : allCreated,
+    );
+    const sink = sinkWith(t.transport);
+    const acks: number[] = [];
+    sink.write(batch(2, 0, acks));
+    await sink.flush();
+    expect(acks).toEqual([0]);
+    expect(t.requests).toHaveLength(4);
+    expect(new Set(t.requests.map((r) => JSON.stringify(r))).size).toBe(1);
+    expect(sink.counters).toMatchObject({ sent: 2, requestFailures: 3 });
+    expect(sink.state).toBe('ok');
+  });
+
+  it('writes a document refused with 400 to the dead-letter index, as a string, with the reason', async () => {
+    const t = scripted((items) =>
+      items[0]?.action.create._index === 'logs-dlq'
+        ? allCreated
+        : perItem((it) => (it.doc.seq === 1 ? 400 : 201)),
+    );
+    const sink = sinkWith(t.transport);
+    const acks: number[] = [];
+    sink.write(batch(3, 0, acks));
+    await sink.flush();
+    expect(acks).toEqual([0]);
+    const dlq = t.requests[1]!;
+    expect(dlq).toHaveLength(1);
+    expect(dlq[0]?.action.create).toEqual({ _index: 'logs-dlq', _id: 'f-100' });
+    expect(JSON.parse(dlq[0]?.doc.message as string)).toMatchObject({ seq: 1 });
+    expect(dlq[0]?.doc.error).toMatchObject({ type: 'document_parsing_exception', status: 400 });
+    expect(sink.counters).toMatchObject({ sent: 2, deadLettered: 1, dropped: 0 });
+  });
+
+  it('splits a batch on 413 until it fits', async () => {
+    const t = scripted((items) => (items.length > 2 ? { status: 413 } : allCreated));
+    const sink = sinkWith(t.transport);
+    const acks: number[] = [];
+    sink.write(batch(8, 0, acks));
+    await sink.flush();
+    expect(acks).toEqual([0]);
+    expect(
+      t.requests
+        .filter((r) => r.length <= 2)
+        .flat()
+        .map((s) => s.doc.seq),
+    ).toEqual([0, 1, 2, 3, 4, 5, 6, 7]);
+    expect(sink.counters.sent).toBe(8);
+    expect(sink.counters.splits).toBeGreaterThan(0);
+  });
+
+  it('401 is loud, makes the state unauthorized, and is retried', async () => {
+    logs.length = 0;
+    let allowed = false;
+    const t = scripted(() =>
+      allowed
+        ? allCreated
+        : { status: 401, body: { error: { type: 'security_exception', reason: 'missing authentication' } } },
+    );
+    const sink = sinkWith(t.transport);
+    const acks: number[] = [];
+    sink.write(batch(1, 0, acks));
+    await new Promise((r) => setTimeout(r, 50));
+    expect(sink.state).toBe('unauthorized');
+    expect(acks).toEqual([]);
+    expect(logs.filter((l) => l.startsWith('error'))).toHaveLength(1);
+    allowed = true;
+    await sink.flush();
+    expect(acks).toEqual([0]);
+    expect(sink.state).toBe('ok');
+  });
+
+  it('batches by document count and keeps at most `concurrency` requests in flight', async () => {
+    const t = scripted(() => allCreated);
+    const sink = sinkWith(t.transport, { batchDocs: 10, concurrency: 2 });
+    for (let i = 0; i < 10; i++) sink.write(batch(10, i * 10));
+    await sink.flush();
+    expect(t.requests.every((r) => r.length <= 10)).toBe(true);
+    expect(t.maxInFlight()).toBeLessThanOrEqual(2);
+    expect(sink.counters.sent).toBe(100);
+  });
+
+  it('close() at the deadline stops retrying and leaves the batch unacknowledged', async () => {
+    const t = scripted(() => 'connection-error');
+    const sink = sinkWith(t.transport);
+    const acks: number[] = [];
+    sink.write(batch(1, 0, acks));
+    await sink.close(Date.now() + 30);
+    expect(acks).toEqual([]);
+    expect(sink.counters.sent).toBe(0);
+  });
+});
