@@ -20,9 +20,10 @@ export interface ProcessorEvents {
 }
 
 export interface ProcessResult {
-  docs: string[];
+  /** the records as NDJSON (see RecordBatch); empty when there are none */
+  body: Buffer;
+  ends: number[];
   offsets: number[];
-  chars: number;
   /** bytes of the chunk consumed; the next read starts at `base + consumed` */
   consumed: number;
   /** file offset a checkpoint may move to once these documents are acknowledged */
@@ -30,6 +31,8 @@ export interface ProcessResult {
   /** set when `safeEnd` falls inside a line that was cut into pieces */
   continuation: ContinuationState | undefined;
 }
+
+const EMPTY = Buffer.alloc(0);
 
 /** Backs off from `end` to the start of a UTF-8 sequence so a cut never splits a character. */
 function utf8Boundary(buf: Buffer, start: number, end: number): number {
@@ -75,6 +78,11 @@ export class FileProcessor {
 
   set context(ctx: DocumentContext) {
     this.#ctx = ctx;
+  }
+
+  /** A format chosen from outside (an annotation); only before anything was read. */
+  setFormat(format: Format): void {
+    this.#setFormat(format);
   }
 
   #setFormat(format: Format): void {
@@ -205,21 +213,39 @@ export class FileProcessor {
     else this.#cont = { part: cont.part + 1, time: cont.time, stream: cont.stream };
   }
 
-  #encode(records: LogRecord[]): { docs: string[]; offsets: number[]; chars: number } {
-    const docs = new Array<string>(records.length);
-    const offsets = new Array<number>(records.length);
-    let chars = 0;
-    if (records.length === 0) return { docs, offsets, chars };
+  /**
+   * Encodes the records into one NDJSON Buffer. Strings built by concatenation are ropes that keep
+   * every piece alive; writing them out at once leaves only compact UTF-8 bytes behind, which is what
+   * waits in the output (docs/DESIGN.md, "Memory").
+   */
+  #encode(records: LogRecord[]): { body: Buffer; ends: number[]; offsets: number[] } {
+    const n = records.length;
+    const ends = new Array<number>(n);
+    const offsets = new Array<number>(n);
+    if (n === 0) return { body: EMPTY, ends, offsets };
+    const docs = new Array<string>(n);
     const fallbackTime = `"${new Date().toISOString()}"`;
     const tryJson = this.#format !== 'text';
-    for (let i = 0; i < records.length; i++) {
+    let chars = 0;
+    for (let i = 0; i < n; i++) {
       const rec = records[i]!;
       const json = tryJson && mayCarryJson(rec) ? jsonObjectText(rec.message) : undefined;
       const doc = encodeDocument(rec, this.#ctx, fallbackTime, json);
       docs[i] = doc;
       offsets[i] = rec.offset;
-      chars += doc.length;
+      chars += doc.length + 1;
+      ends[i] = chars;
     }
-    return { docs, offsets, chars };
+    docs.push('');
+    const body = Buffer.from(docs.join('\n'));
+    if (body.length !== chars) {
+      // not all ASCII: byte ends differ from character ends
+      let end = 0;
+      for (let i = 0; i < n; i++) {
+        end += Buffer.byteLength(docs[i]!) + 1;
+        ends[i] = end;
+      }
+    }
+    return { body, ends, offsets };
   }
 }

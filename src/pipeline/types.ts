@@ -44,15 +44,16 @@ export interface SourceFile {
 }
 
 /**
- * One batch of documents from one file, in file order. `docs[i]` is a complete JSON object text
- * (no trailing newline) whose `log.offset` is `offsets[i]`.
+ * One batch of documents from one file, in file order, pre-serialized as NDJSON: one Buffer holds
+ * every document followed by '\n' (compact, off the JS heap, written or copied into a bulk body as
+ * is). Document i spans `body[ends[i-1] ?? 0, ends[i])` including its '\n', and its `log.offset`
+ * is `offsets[i]`.
  */
 export interface RecordBatch {
   file: SourceFile;
-  docs: string[];
+  body: Buffer;
+  ends: number[];
   offsets: number[];
-  /** total UTF-16 length of docs, a cheap size estimate for batching */
-  chars: number;
   /**
    * Called by the sink exactly once, when every document of the batch is delivered or
    * dead-lettered. Never called for documents that were not.
@@ -70,13 +71,29 @@ export interface Sink {
   close(deadline?: number): Promise<void>;
 }
 
+/** What enrichment says about one file. */
+export interface FileMetadata {
+  /** do not follow this file (exclude annotations, include/exclude rules) */
+  exclude: boolean;
+  /**
+   * Members added to every document of the file: '' or a JSON text starting with ',' (e.g.
+   * `,"kubernetes":{...}`), serialized once per file rather than once per line.
+   */
+  fragment: string;
+  /** per-file string fields by dotted name, for index name templates */
+  fields: Readonly<Record<string, string>>;
+  /** a format chosen for this file (e.g. the `logferry.io/parser` annotation) */
+  parser?: string | undefined;
+  /** false when the metadata is provisional (the pod was not known yet): ask again later */
+  complete: boolean;
+}
+
 /**
- * Per-file fields added to every document of a file (enrichment). Returns a JSON object text
- * fragment of members, either '' or starting with ',' (e.g. `,"kubernetes":{...}`), serialized once
- * per file rather than once per line.
+ * Per-file enrichment (Kubernetes pod metadata). `describe` may wait a bounded time for metadata
+ * that is not known yet; the tail engine does not read a file before its first answer.
  */
 export interface Enricher {
-  fieldsFor(file: SourceFile): string;
+  describe(file: SourceFile): Promise<FileMetadata>;
 }
 
 /**

@@ -19,6 +19,8 @@ export class SinkCounters {
   /** sum and count of bulk request durations, in seconds */
   requestSeconds = 0;
   inFlight = 0;
+  /** called with each bulk request's duration (the agent feeds a histogram with it) */
+  observeRequest: ((seconds: number) => void) | undefined;
   /** documents waiting in the output (queued, in flight or waiting to be retried) */
   queued = 0;
 }

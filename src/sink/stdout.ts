@@ -26,7 +26,7 @@ export class StreamSink implements Sink {
   write(batch: RecordBatch): void {
     if (this.#failed !== undefined) return;
     this.#inFlight++;
-    this.#out.write(`${batch.docs.join('\n')}\n`, (err) => {
+    this.#out.write(batch.body, (err) => {
       this.#inFlight--;
       if (err) this.#fail(err);
       else batch.ack();

@@ -3,7 +3,16 @@ import { type FSWatcher, watch } from 'chokidar';
 import { documentContext } from '../encode/document.ts';
 import { errorMessage } from '../errors.ts';
 import { FileProcessor } from '../parse/file-processor.ts';
-import type { Budget, Enricher, FormatOption, Sink, SourceEvents, SourceFile } from '../pipeline/types.ts';
+import type {
+  Budget,
+  Enricher,
+  FileMetadata,
+  Format,
+  FormatOption,
+  Sink,
+  SourceEvents,
+  SourceFile,
+} from '../pipeline/types.ts';
 import { AckTracker, type ContinuationState } from './ack-tracker.ts';
 import { type CheckpointEntry, entryKey, loadPositions, savePositions } from './checkpointer.ts';
 import { expandPatterns, globBase, type Match } from './discovery.ts';
@@ -34,6 +43,8 @@ export interface TailerOptions {
   checkpointIntervalMs: number;
   /** a checkpoint entry whose file has not been seen for this long is forgotten */
   forgetAfterMs: number;
+  /** paths matched by the patterns but not to be read (e.g. gzipped rotated files) */
+  skipPath?: ((path: string) => boolean) | undefined;
 }
 
 export interface TailerDeps {
@@ -71,6 +82,12 @@ interface Tracked {
   finalizing: boolean;
   /** once mode: read to the end */
   eof: boolean;
+  /** enrichment: waiting for the first answer / the answer was provisional */
+  describing: boolean;
+  /** enrichment answered once (or there is none): the file may be read */
+  ready: boolean;
+  metaComplete: boolean;
+  lastDescribeMs: number;
 }
 
 export interface FileStatus {
@@ -95,6 +112,8 @@ export class Tailer {
   readonly #byPath = new Map<string, string>();
   #known = new Map<string, CheckpointEntry>();
   readonly #opening = new Set<string>();
+  /** files enrichment said not to follow, by key: skipped by scans until `reevaluate()` */
+  readonly #excluded = new Set<string>();
   readonly #warnedPaths = new Set<string>();
   readonly #queue: Tracked[] = [];
   #wake: Array<() => void> = [];
@@ -283,7 +302,8 @@ export class Tailer {
         if (f.state === 'parked' && m.size > f.seen) await this.#reopen(f);
         continue;
       }
-      if (this.#opening.has(key)) continue;
+      if (this.#opening.has(key) || this.#excluded.has(key)) continue;
+      if (this.#opts.skipPath?.(m.path)) continue;
       this.#opening.add(key);
       try {
         await this.#open(m, initial);
@@ -351,7 +371,7 @@ export class Tailer {
         seen: start,
         size: st.size,
         processor: new FileProcessor(
-          documentContext(m.path, this.#opts.hostName, this.#deps.enricher?.fieldsFor(source) ?? ''),
+          documentContext(m.path, this.#opts.hostName),
           { format: this.#opts.format, maxLineBytes: this.#opts.maxLineBytes },
           this.#deps.events,
           { format, continuation },
@@ -369,18 +389,69 @@ export class Tailer {
         truncated: false,
         finalizing: false,
         eof: false,
+        describing: false,
+        ready: this.#deps.enricher === undefined,
+        metaComplete: this.#deps.enricher === undefined,
+        lastDescribeMs: 0,
       };
       f.tracker = this.#newTracker(f, start, continuation);
       this.#files.set(key, f);
       this.#byPath.set(m.path, key);
       this.#dirty = true;
       this.#deps.events.fileOpened(m.path);
-      this.#enqueue(f);
+      if (this.#deps.enricher === undefined) this.#enqueue(f);
+      else void this.#describe(f);
     } catch (err) {
       await fh.close().catch(() => {});
       this.#openFds--;
       this.#warnOnce(m.path, `cannot read ${m.path}: ${errorMessage(err)}; will retry`);
     }
+  }
+
+  /**
+   * Asks enrichment about a file; the file is read only after the first answer (which may wait a
+   * bounded time for its pod). A provisional answer is asked again, without waiting, as it reads.
+   */
+  async #describe(f: Tracked): Promise<void> {
+    if (f.describing) return;
+    f.describing = true;
+    f.lastDescribeMs = Date.now();
+    let meta: FileMetadata | undefined;
+    try {
+      meta = await this.#deps.enricher!.describe(f.source);
+    } catch (err) {
+      this.#warnOnce(`describe:${f.key}`, `metadata for ${f.source.path} failed: ${errorMessage(err)}`);
+    } finally {
+      f.describing = false;
+    }
+    if (this.#files.get(f.key) !== f || f.state === 'closing') return;
+    if (meta?.exclude) {
+      this.#excluded.add(f.key);
+      f.state = 'closing';
+      f.finalizing = true;
+      this.#maybeRelease(f);
+      this.#checkIdle();
+      return;
+    }
+    if (meta !== undefined) {
+      f.source.fields = meta.fields;
+      f.processor.context = documentContext(f.source.path, this.#opts.hostName, meta.fragment);
+      if (meta.parser !== undefined && this.#opts.format === 'auto' && isFormat(meta.parser)) {
+        f.processor.setFormat(meta.parser);
+      }
+    }
+    f.metaComplete = meta?.complete ?? false;
+    f.ready = true;
+    this.#enqueue(f);
+  }
+
+  /** Config reloaded: ask enrichment again about every file, and about files it had excluded. */
+  reevaluate(): void {
+    this.#excluded.clear();
+    for (const f of this.#files.values()) {
+      if (f.state !== 'closing' && f.fh !== undefined) void this.#describe(f);
+    }
+    this.scanSoon();
   }
 
   async #matches(fh: FileHandle, fp: Fingerprint, known: CheckpointEntry): Promise<boolean> {
@@ -574,6 +645,8 @@ export class Tailer {
 
   #enqueue(f: Tracked): void {
     if (f.queued || this.#stopped || f.state === 'closing') return;
+    // not read before enrichment's first answer
+    if (!f.ready) return;
     f.queued = true;
     this.#queue.push(f);
     const w = this.#wake.pop();
@@ -625,6 +698,7 @@ export class Tailer {
     const fh = f.fh;
     if (fh === undefined || f.state === 'closing') return false;
     if (f.truncated) this.#restartFromZero(f);
+    if (!f.metaComplete && !f.describing && Date.now() - f.lastDescribeMs >= 1000) void this.#describe(f);
     const { bytesRead } = await fh.read(buf, 0, buf.length, f.readPos);
     const end = f.readPos + bytesRead;
     if (end > f.seen) {
@@ -642,14 +716,14 @@ export class Tailer {
     if (final) f.seen = f.readPos;
     const tracker = f.tracker;
     const entry = tracker.add(res.safeEnd, res.continuation);
-    if (res.docs.length === 0) {
+    if (res.ends.length === 0) {
       tracker.ack(entry);
     } else {
       this.#deps.sink.write({
         file: f.source,
-        docs: res.docs,
+        body: res.body,
+        ends: res.ends,
         offsets: res.offsets,
-        chars: res.chars,
         ack: () => {
           tracker.ack(entry);
           if (f.state === 'closing') this.#maybeRelease(f);
@@ -707,4 +781,10 @@ export class Tailer {
     this.#idleResolvers = [];
     for (const r of rs) r();
   }
+}
+
+const FORMATS: readonly string[] = ['cri', 'docker', 'json', 'text'];
+
+function isFormat(name: string): name is Format {
+  return FORMATS.includes(name);
 }

@@ -68,7 +68,7 @@ export function clientTransport(client: Client, pipeline?: string): BulkTranspor
   };
   if (pipeline !== undefined) querystring.pipeline = pipeline;
   return {
-    async bulk(body: string) {
+    async bulk(body: Buffer) {
       try {
         const res = await client.transport.request(
           { method: 'POST', path: '/_bulk', bulkBody: body, querystring },

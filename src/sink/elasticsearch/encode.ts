@@ -26,7 +26,8 @@ export class IndexTemplate {
   readonly source: string;
   /** true when the name depends only on the file (not on each record's date) */
   readonly perFile: boolean;
-  readonly #cache = new WeakMap<SourceFile, string>();
+  /** per file: the fields it was rendered from (they can arrive later, with pod metadata) and the name */
+  readonly #cache = new WeakMap<SourceFile, { fields: SourceFile['fields']; name: string }>();
 
   constructor(template: string) {
     this.source = template;
@@ -35,17 +36,17 @@ export class IndexTemplate {
     if (!this.#parts.some((p) => p.kind !== 'text')) validateIndexName(template);
   }
 
-  /** The index of one document; `doc` is its JSON text (it starts with `{"@timestamp":"...`). */
-  resolve(file: SourceFile, doc: string, hostName?: string): string {
+  /** The index of one document, from its file and its `@timestamp` text. */
+  resolve(file: SourceFile, timestamp: string | undefined, hostName?: string): string {
     if (this.perFile) {
-      let name = this.#cache.get(file);
-      if (name === undefined) {
-        name = this.#render(file, undefined, hostName);
-        this.#cache.set(file, name);
-      }
+      const cached = this.#cache.get(file);
+      if (cached !== undefined && cached.fields === file.fields) return cached.name;
+      const name = this.#render(file, undefined, hostName);
+      this.#cache.set(file, { fields: file.fields, name });
       return name;
     }
-    return this.#render(file, timestampOf(doc), hostName);
+    const t = timestamp === undefined ? Number.NaN : Date.parse(timestamp);
+    return this.#render(file, Number.isNaN(t) ? undefined : new Date(t), hostName);
   }
 
   #render(file: SourceFile, time: Date | undefined, hostName: string | undefined): string {
@@ -123,17 +124,6 @@ function formatDate(d: Date, format: string): string {
         return pad(d.getUTCHours());
     }
   });
-}
-
-const PREFIX = '{"@timestamp":"';
-
-/** The document's @timestamp as a Date (documents start with it; see encode/document.ts). */
-export function timestampOf(doc: string): Date | undefined {
-  if (!doc.startsWith(PREFIX)) return undefined;
-  const end = doc.indexOf('"', PREFIX.length);
-  if (end === -1) return undefined;
-  const t = Date.parse(doc.slice(PREFIX.length, end));
-  return Number.isNaN(t) ? undefined : new Date(t);
 }
 
 /** The bulk action line for one document (with its trailing newline). */

@@ -9,7 +9,7 @@ import { type BulkItemResult, bulkItems, classifyItem, classifyRequest } from '.
 /** The one I/O seam of the output: send a bulk body, get the status and parsed body back. */
 export interface BulkTransport {
   /** Resolves with the HTTP status and body; rejects only when there was no HTTP response. */
-  bulk(body: string): Promise<{ status: number; body: unknown }>;
+  bulk(body: Buffer): Promise<{ status: number; body: unknown }>;
   close(): Promise<void>;
 }
 
@@ -29,18 +29,24 @@ export interface ElasticsearchSinkOptions {
 
 export type OutputState = 'idle' | 'ok' | 'retrying' | 'unauthorized';
 
+/** A record batch in the output, or a dead-letter document standing in for one of its documents. */
 interface Entry {
   batch: RecordBatch;
   remaining: number;
+  /** the index, when it depends only on the file */
+  index: string | undefined;
+  /** set on a dead-letter entry: the entry whose document it replaces, and that document's id/index */
+  owner: Entry | undefined;
+  id: string | undefined;
 }
 
-interface Item {
-  entry: Entry;
-  doc: string;
-  index: string;
-  id: string | undefined;
-  /** a dead-letter document: if it is refused too, nothing more can be done */
-  dlq: boolean;
+/**
+ * Documents to send, as parallel arrays (entry, document number): no object per document, so what
+ * waits in the output is the batches' NDJSON bytes and two array slots per document.
+ */
+interface Work {
+  entries: Entry[];
+  idx: number[];
 }
 
 /**
@@ -57,8 +63,9 @@ export class ElasticsearchSink implements Sink {
   readonly #transport: BulkTransport;
   readonly #log: Logger;
   readonly #random: () => number;
-  #pending: Item[] = [];
-  #pendingChars = 0;
+  #pending: Work = { entries: [], idx: [] };
+  #pendingHead = 0;
+  #pendingBytes = 0;
   #timer: NodeJS.Timeout | undefined;
   #flushDue = false;
   #flushing = 0;
@@ -93,22 +100,22 @@ export class ElasticsearchSink implements Sink {
 
   write(batch: RecordBatch): void {
     if (this.#closed) return;
-    const n = batch.docs.length;
-    const entry: Entry = { batch, remaining: n };
+    const n = batch.ends.length;
+    const { index, hostName } = this.#opts;
+    const entry: Entry = {
+      batch,
+      remaining: n,
+      index: index.perFile ? index.resolve(batch.file, undefined, hostName) : undefined,
+      owner: undefined,
+      id: undefined,
+    };
     this.#unacked++;
-    const { index, idMode, hostName } = this.#opts;
-    const fileIndex = index.perFile ? index.resolve(batch.file, '', hostName) : undefined;
+    const p = this.#pending;
     for (let i = 0; i < n; i++) {
-      const doc = batch.docs[i]!;
-      this.#pending.push({
-        entry,
-        doc,
-        index: fileIndex ?? index.resolve(batch.file, doc, hostName),
-        id: idMode === 'deterministic' ? documentId(batch.file, batch.offsets[i]!) : undefined,
-        dlq: false,
-      });
+      p.entries.push(entry);
+      p.idx.push(i);
     }
-    this.#pendingChars += batch.chars;
+    this.#pendingBytes += batch.body.length;
     this.counters.queued += n;
     if (this.#timer === undefined) {
       this.#timer = setTimeout(() => {
@@ -168,15 +175,18 @@ export class ElasticsearchSink implements Sink {
     for (const w of ws) w();
   }
 
+  #pendingCount(): number {
+    return this.#pending.idx.length - this.#pendingHead;
+  }
+
   #pump(): void {
     const o = this.#opts;
-    while (!this.#aborted && this.counters.inFlight < o.concurrency && this.#pending.length > 0) {
-      const full = this.#pending.length >= o.batchDocs || this.#pendingChars >= o.batchBytes;
+    while (!this.#aborted && this.counters.inFlight < o.concurrency && this.#pendingCount() > 0) {
+      const full = this.#pendingCount() >= o.batchDocs || this.#pendingBytes >= o.batchBytes;
       if (!full && !this.#flushDue && this.#flushing === 0 && !this.#closed) return;
-      const items = this.#take();
-      void this.#run(items);
+      void this.#run(this.#take());
     }
-    if (this.#pending.length === 0) {
+    if (this.#pendingCount() === 0) {
       this.#flushDue = false;
       if (this.#timer !== undefined) {
         clearTimeout(this.#timer);
@@ -185,30 +195,37 @@ export class ElasticsearchSink implements Sink {
     }
   }
 
-  #take(): Item[] {
+  #take(): Work {
     const o = this.#opts;
-    let n = 0;
-    let chars = 0;
-    while (n < this.#pending.length && n < o.batchDocs) {
-      const len = this.#pending[n]!.doc.length;
-      if (n > 0 && chars + len > o.batchBytes) break;
-      chars += len;
-      n++;
+    const p = this.#pending;
+    const start = this.#pendingHead;
+    let i = start;
+    let bytes = 0;
+    while (i < p.idx.length && i - start < o.batchDocs) {
+      const len = docBytes(p.entries[i]!, p.idx[i]!);
+      if (i > start && bytes + len > o.batchBytes) break;
+      bytes += len;
+      i++;
     }
-    const items = this.#pending.slice(0, n);
-    this.#pending = this.#pending.slice(n);
-    this.#pendingChars -= chars;
-    if (this.#pending.length === 0) {
-      this.#pendingChars = 0;
+    const work: Work = { entries: p.entries.slice(start, i), idx: p.idx.slice(start, i) };
+    this.#pendingHead = i;
+    this.#pendingBytes -= bytes;
+    if (this.#pendingHead === p.idx.length) {
+      this.#pending = { entries: [], idx: [] };
+      this.#pendingHead = 0;
+      this.#pendingBytes = 0;
       this.#flushDue = false;
+    } else if (this.#pendingHead > 65_536) {
+      this.#pending = { entries: p.entries.slice(i), idx: p.idx.slice(i) };
+      this.#pendingHead = 0;
     }
-    return items;
+    return work;
   }
 
-  async #run(items: Item[]): Promise<void> {
+  async #run(work: Work): Promise<void> {
     this.counters.inFlight++;
     try {
-      await this.#deliver(items);
+      await this.#deliver(work);
     } catch (err) {
       // a bug, not an Elasticsearch fault: say so loudly; the items stay unacknowledged
       this.#log.error(`output: unexpected failure: ${errorMessage(err)}`);
@@ -218,13 +235,13 @@ export class ElasticsearchSink implements Sink {
     }
   }
 
-  /** Sends `items` until each is stored, a duplicate, dead-lettered, or the sink is aborted. */
-  async #deliver(items: Item[]): Promise<void> {
-    let work = items;
+  /** Sends `work` until each document is stored, a duplicate, dead-lettered, or the sink is aborted. */
+  async #deliver(initial: Work): Promise<void> {
+    let work = initial;
     let attempt = 0;
-    let body: string | undefined;
-    while (work.length > 0 && !this.#aborted) {
-      body ??= encodeBody(work);
+    let body: Buffer | undefined;
+    while (work.idx.length > 0 && !this.#aborted) {
+      body ??= this.#encodeBody(work);
       const started = process.hrtime.bigint();
       let status: number | undefined;
       let resBody: unknown;
@@ -238,29 +255,27 @@ export class ElasticsearchSink implements Sink {
       }
       this.counters.requests++;
       this.counters.bytesSent += body.length;
-      this.counters.requestSeconds += Number(process.hrtime.bigint() - started) / 1e9;
+      const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+      this.counters.requestSeconds += seconds;
+      this.counters.observeRequest?.(seconds);
       if (this.#aborted) return;
 
       if (status !== undefined && status >= 200 && status < 300) {
-        const results = bulkItems(resBody, work.length);
+        const results = bulkItems(resBody, work.idx.length);
         if (results === undefined) {
-          this.#trouble('retrying', `bulk response with status ${status} did not list ${work.length} items`);
-          this.counters.retried += work.length;
-          await this.#sleep(
-            backoffMs(attempt++, this.#opts.retryInitialMs, this.#opts.retryMaxMs, this.#random),
+          this.#trouble(
+            'retrying',
+            `bulk response with status ${status} did not list ${work.idx.length} items`,
           );
+          this.counters.retried += work.idx.length;
+          await this.#backoff(attempt++);
           continue;
         }
         this.#recovered();
         const next = this.#settleItems(work, results);
-        if (next.transient) {
-          await this.#sleep(
-            backoffMs(attempt++, this.#opts.retryInitialMs, this.#opts.retryMaxMs, this.#random),
-          );
-        } else {
-          attempt = 0;
-        }
-        work = next.items;
+        if (next.transient) await this.#backoff(attempt++);
+        else attempt = 0;
+        work = next.work;
         body = undefined;
         continue;
       }
@@ -284,90 +299,157 @@ export class ElasticsearchSink implements Sink {
             : `bulk request failed with HTTP ${status}: ${reasonOf(resBody)}`,
         );
       }
-      this.counters.retried += work.length;
-      await this.#sleep(backoffMs(attempt++, this.#opts.retryInitialMs, this.#opts.retryMaxMs, this.#random));
+      this.counters.retried += work.idx.length;
+      await this.#backoff(attempt++);
     }
   }
 
+  #backoff(attempt: number): Promise<void> {
+    return this.#sleep(backoffMs(attempt, this.#opts.retryInitialMs, this.#opts.retryMaxMs, this.#random));
+  }
+
   /** 413 (or a whole-request 400): halve until a single document is left, which is dead-lettered. */
-  async #split(work: Item[], status: number, resBody: unknown): Promise<void> {
-    if (work.length === 1) {
-      const item = work[0]!;
+  async #split(work: Work, status: number, resBody: unknown): Promise<void> {
+    const n = work.idx.length;
+    if (n === 1) {
+      const entry = work.entries[0]!;
       const error = {
         type: status === 413 ? 'request_entity_too_large' : 'bad_request',
         reason: reasonOf(resBody),
       };
-      if (item.dlq) {
-        this.#drop(item, status, error);
+      if (entry.owner !== undefined) {
+        this.#drop(entry, status, error);
         return;
       }
-      await this.#deliver([this.#toDeadLetter(item, status, error)]);
+      await this.#deliver(this.#toDeadLetter(entry, work.idx[0]!, status, error));
       return;
     }
     this.counters.splits++;
-    const half = Math.ceil(work.length / 2);
-    await this.#deliver(work.slice(0, half));
-    await this.#deliver(work.slice(half));
+    const half = Math.ceil(n / 2);
+    await this.#deliver({ entries: work.entries.slice(0, half), idx: work.idx.slice(0, half) });
+    await this.#deliver({ entries: work.entries.slice(half), idx: work.idx.slice(half) });
   }
 
   /** Applies per-item results; returns what must be sent again and whether to back off first. */
-  #settleItems(work: Item[], results: BulkItemResult[]): { items: Item[]; transient: boolean } {
-    const again: Item[] = [];
+  #settleItems(work: Work, results: BulkItemResult[]): { work: Work; transient: boolean } {
+    const again: Work = { entries: [], idx: [] };
     let transient = false;
-    for (let i = 0; i < work.length; i++) {
-      const item = work[i]!;
-      const r = results[i]!;
+    for (let k = 0; k < work.idx.length; k++) {
+      const entry = work.entries[k]!;
+      const i = work.idx[k]!;
+      const r = results[k]!;
+      const dlq = entry.owner !== undefined;
       switch (classifyItem(r.status)) {
         case 'ok':
-          if (!item.dlq) this.counters.sent++;
-          this.#done(item);
+          if (!dlq) this.counters.sent++;
+          this.#done(entry);
           break;
         case 'duplicate':
-          if (!item.dlq) this.counters.duplicates++;
-          this.#done(item);
+          if (!dlq) this.counters.duplicates++;
+          this.#done(entry);
           break;
         case 'retry':
           this.counters.retried++;
           transient = true;
-          again.push(item);
+          again.entries.push(entry);
+          again.idx.push(i);
           break;
         default:
-          if (item.dlq) this.#drop(item, r.status, r.error ?? {});
-          else again.push(this.#toDeadLetter(item, r.status, r.error ?? {}));
+          if (dlq) this.#drop(entry, r.status, r.error ?? {});
+          else {
+            const d = this.#toDeadLetter(entry, i, r.status, r.error ?? {});
+            again.entries.push(d.entries[0]!);
+            again.idx.push(0);
+          }
       }
     }
-    return { items: again, transient };
+    return { work: again, transient };
   }
 
+  #indexOf(entry: Entry, i: number): string {
+    if (entry.index !== undefined) return entry.index;
+    return this.#opts.index.resolve(entry.batch.file, timestampText(entry.batch, i), this.#opts.hostName);
+  }
+
+  #idOf(entry: Entry, i: number): string | undefined {
+    if (entry.owner !== undefined) return entry.id;
+    return this.#opts.idMode === 'deterministic'
+      ? documentId(entry.batch.file, entry.batch.offsets[i]!)
+      : undefined;
+  }
+
+  /** One bulk body: an action line and the document's bytes per item, in a single allocation. */
+  #encodeBody(work: Work): Buffer {
+    const n = work.idx.length;
+    const actions = new Array<string>(n);
+    let total = 0;
+    for (let k = 0; k < n; k++) {
+      const entry = work.entries[k]!;
+      const i = work.idx[k]!;
+      const action = actionLine(this.#indexOf(entry, i), this.#idOf(entry, i));
+      actions[k] = action;
+      total += Buffer.byteLength(action) + docBytes(entry, i);
+    }
+    const body = Buffer.allocUnsafe(total);
+    let pos = 0;
+    for (let k = 0; k < n; k++) {
+      const entry = work.entries[k]!;
+      const i = work.idx[k]!;
+      pos += body.write(actions[k]!, pos);
+      const { body: src, ends } = entry.batch;
+      pos += src.copy(body, pos, i === 0 ? 0 : ends[i - 1]!, ends[i]!);
+    }
+    return body;
+  }
+
+  /** A dead-letter document replacing document `i` of `entry`, as a one-document Work. */
   #toDeadLetter(
-    item: Item,
+    entry: Entry,
+    i: number,
     status: number,
     error: { type?: string | undefined; reason?: string | undefined },
-  ): Item {
-    return {
-      entry: item.entry,
-      doc: deadLetterDocument(item.doc, item.index, status, error),
+  ): Work {
+    const { body, ends } = entry.batch;
+    const doc = body.toString('utf8', i === 0 ? 0 : ends[i - 1]!, ends[i]! - 1);
+    const dlqBody = Buffer.from(`${deadLetterDocument(doc, this.#indexOf(entry, i), status, error)}\n`);
+    const dlq: Entry = {
+      batch: {
+        file: entry.batch.file,
+        body: dlqBody,
+        ends: [dlqBody.length],
+        offsets: [entry.batch.offsets[i]!],
+        ack: () => {},
+      },
+      remaining: 1,
       index: this.#opts.dlqIndex,
-      id: item.id,
-      dlq: true,
+      owner: entry,
+      id: this.#idOf(entry, i),
     };
+    return { entries: [dlq], idx: [0] };
   }
 
-  #drop(item: Item, status: number, error: { type?: string | undefined; reason?: string | undefined }): void {
+  #drop(
+    entry: Entry,
+    status: number,
+    error: { type?: string | undefined; reason?: string | undefined },
+  ): void {
     this.counters.dropped++;
     this.#log.error(
       `output: dead-letter index ${this.#opts.dlqIndex} refused a document (HTTP ${status} ${error.type ?? ''}: ${error.reason ?? ''}); it is dropped`,
-      { index: item.index, id: item.id },
+      { path: entry.batch.file.path, id: entry.id },
     );
-    this.#done(item);
+    this.#done(entry);
   }
 
-  #done(item: Item): void {
-    if (item.dlq) this.counters.deadLettered++;
+  #done(entry: Entry): void {
+    let e = entry;
+    if (e.owner !== undefined) {
+      this.counters.deadLettered++;
+      e = e.owner;
+    }
     this.counters.queued--;
-    const entry = item.entry;
-    if (--entry.remaining === 0) {
-      entry.batch.ack();
+    if (--e.remaining === 0) {
+      e.batch.ack();
       if (--this.#unacked === 0) {
         const ws = this.#waiters;
         this.#waiters = [];
@@ -410,10 +492,18 @@ export class ElasticsearchSink implements Sink {
   }
 }
 
-function encodeBody(items: Item[]): string {
-  let body = '';
-  for (const item of items) body += `${actionLine(item.index, item.id)}${item.doc}\n`;
-  return body;
+function docBytes(entry: Entry, i: number): number {
+  const ends = entry.batch.ends;
+  return ends[i]! - (i === 0 ? 0 : ends[i - 1]!);
+}
+
+const TS_PREFIX = '{"@timestamp":"'.length;
+
+/** The document's @timestamp text (documents start with it; see encode/document.ts). */
+function timestampText(batch: RecordBatch, i: number): string | undefined {
+  const start = (i === 0 ? 0 : batch.ends[i - 1]!) + TS_PREFIX;
+  const end = batch.body.indexOf(0x22, start);
+  return end === -1 || end - start > 64 ? undefined : batch.body.toString('latin1', start, end);
 }
 
 function reasonOf(body: unknown): string {

@@ -5,7 +5,6 @@ import {
   deadLetterDocument,
   documentId,
   IndexTemplate,
-  timestampOf,
 } from '../../../../src/sink/elasticsearch/encode.ts';
 
 const file = (fields?: Record<string, string>): SourceFile => ({
@@ -14,8 +13,6 @@ const file = (fields?: Record<string, string>): SourceFile => ({
   identity: { dev: 1, ino: 2, id: 'abc123' },
   fields,
 });
-
-const doc = (ts: string) => `{"@timestamp":"${ts}","message":"x"}`;
 
 describe('documentId', () => {
   it('is the file id and the offset: stable across re-sends, distinct per record', () => {
@@ -44,7 +41,7 @@ describe('IndexTemplate', () => {
       'x-a_b_c_d',
     ],
   ])('%s with %j at %s -> %s', (template, fields, ts, expected) => {
-    expect(new IndexTemplate(template).resolve(file(fields), doc(ts))).toBe(expected);
+    expect(new IndexTemplate(template).resolve(file(fields), ts)).toBe(expected);
   });
 
   it('knows when a name depends only on the file', () => {
@@ -58,16 +55,6 @@ describe('IndexTemplate', () => {
       expect(() => new IndexTemplate(template)).toThrow(/index/);
     },
   );
-});
-
-describe('timestampOf', () => {
-  it.each([
-    [doc('2026-11-22T01:02:03.123456789Z'), Date.UTC(2026, 10, 22, 1, 2, 3, 123)],
-    ['{"message":"no timestamp first"}', undefined],
-    [doc('not a date'), undefined],
-  ])('%s', (d, expected) => {
-    expect(timestampOf(d)?.getTime()).toBe(expected);
-  });
 });
 
 describe('actionLine', () => {

@@ -9,8 +9,8 @@ interface Sent {
   doc: Record<string, unknown>;
 }
 
-function parseBody(body: string): Sent[] {
-  const lines = body.trimEnd().split('\n');
+function parseBody(body: Buffer): Sent[] {
+  const lines = body.toString('utf8').trimEnd().split('\n');
   const out: Sent[] = [];
   for (let i = 0; i < lines.length; i += 2)
     out.push({ action: JSON.parse(lines[i]!), doc: JSON.parse(lines[i + 1]!) });
@@ -101,11 +101,15 @@ function batch(n: number, start = 0, acks: number[] = []): RecordBatch {
   const docs = Array.from({ length: n }, (_, i) =>
     JSON.stringify({ '@timestamp': '2026-11-22T01:02:03Z', seq: start + i }),
   );
+  let end = 0;
   return {
     file: { key: '1:2', path: '/p', identity: { dev: 1, ino: 2, id: 'f' } },
-    docs,
+    body: Buffer.from(docs.map((d) => `${d}\n`).join('')),
+    ends: docs.map((d) => {
+      end += Buffer.byteLength(d) + 1;
+      return end;
+    }),
     offsets: docs.map((_, i) => (start + i) * 100),
-    chars: docs.reduce((s, d) => s + d.length, 0),
     ack: () => acks.push(start),
   };
 }
