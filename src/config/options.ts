@@ -369,7 +369,6 @@ export const AGENT_OPTIONS: readonly OptionSpec[] = [
     default: 300_000,
     description:
       '/healthz fails when records wait, the output is healthy, and nothing was delivered for this long',
-    reloadable: true,
   },
   {
     key: 'shutdownTimeoutMs',

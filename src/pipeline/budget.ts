@@ -9,6 +9,8 @@ export class ByteBudget implements Budget {
   #used = 0;
   #waiters: Array<() => void> = [];
   readonly limit: number;
+  /** when bytes were last released (an acknowledgement): the pipeline's progress signal */
+  lastReleaseMs = Date.now();
 
   constructor(limit: number) {
     if (!(limit > 0)) throw new RangeError(`budget limit must be positive, got ${limit}`);
@@ -28,6 +30,7 @@ export class ByteBudget implements Budget {
   }
 
   release(bytes: number): void {
+    this.lastReleaseMs = Date.now();
     this.#used -= bytes;
     if (this.#used < 0) this.#used = 0;
     if (this.#used < this.limit && this.#waiters.length > 0) {
