@@ -1,11 +1,12 @@
 import { readFileSync } from 'node:fs';
 import { UsageError } from '../errors.ts';
-import { runTail } from './tail.ts';
 
 export const USAGE = `Usage: logferry <command> [options]
 
 Commands:
   tail [options] <path|glob>...   follow log files and print (or ship) one JSON document per record
+  agent [--config FILE] [options] the Kubernetes node agent: /var/log/pods -> pod metadata -> Elasticsearch
+  check-config FILE               validate an agent config file without running
 
 Run 'logferry <command> --help' for a command's options.
   -h, --help      show this help
@@ -24,8 +25,20 @@ export async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
   try {
     switch (command) {
+      // commands are loaded on use: the agent's Kubernetes client and server take a while to load,
+      // and `tail` should start reading at once
       case 'tail':
-        return await runTail(rest);
+        return await (await import('./tail.ts')).runTail(rest);
+      case 'agent':
+        return await (await import('./agent.ts')).runAgent(rest);
+      case 'check-config': {
+        const { checkConfigFile } = await import('../config/load.ts');
+        const [file, ...extra] = rest;
+        if (file === undefined || extra.length > 0) throw new UsageError('usage: logferry check-config FILE');
+        checkConfigFile(file);
+        process.stdout.write(`${file}: ok\n`);
+        return 0;
+      }
       case '-v':
       case '--version':
         process.stdout.write(`logferry ${version()}\n`);
@@ -41,7 +54,8 @@ export async function main(argv: string[]): Promise<number> {
     }
   } catch (err) {
     if (err instanceof UsageError) {
-      process.stderr.write(`logferry: ${err.message}\n`);
+      // one line per problem (a config file can have several)
+      for (const line of err.message.split('\n')) process.stderr.write(`logferry: ${line}\n`);
       return 2;
     }
     process.stderr.write(`logferry: error: ${(err as Error)?.stack ?? String(err)}\n`);

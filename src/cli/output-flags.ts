@@ -1,9 +1,9 @@
 import { readFileSync } from 'node:fs';
 import { UsageError } from '../errors.ts';
 import type { Sink } from '../pipeline/types.ts';
-import { type ConnectionOptions, clientTransport, createClient } from '../sink/elasticsearch/client.ts';
+import type { ConnectionOptions } from '../sink/elasticsearch/client.ts';
 import { IndexTemplate, validateIndexName } from '../sink/elasticsearch/encode.ts';
-import { ElasticsearchSink, type ElasticsearchSinkOptions } from '../sink/elasticsearch/sink.ts';
+import type { ElasticsearchSink, ElasticsearchSinkOptions } from '../sink/elasticsearch/sink.ts';
 import { StreamSink } from '../sink/stdout.ts';
 import type { Logger } from '../telemetry/logger.ts';
 import { parseBytes, parseChoice, parsePositiveInt } from './values.ts';
@@ -166,13 +166,20 @@ export interface Output {
   elasticsearch?: ElasticsearchSink | undefined;
 }
 
-/** Builds the configured output; without Elasticsearch, documents go to stdout. */
-export function createOutput(
+/**
+ * Builds the configured output; without Elasticsearch, documents go to stdout. The Elasticsearch
+ * client is loaded only when it is used: it is most of `logferry tail`'s start-up time otherwise.
+ */
+export async function createOutput(
   config: OutputConfig | undefined,
   log: Logger,
   onFatal: (err: Error) => void,
-): Output {
+): Promise<Output> {
   if (config === undefined) return { sink: new StreamSink(process.stdout, onFatal) };
+  const [{ clientTransport, createClient }, { ElasticsearchSink }] = await Promise.all([
+    import('../sink/elasticsearch/client.ts'),
+    import('../sink/elasticsearch/sink.ts'),
+  ]);
   let client: ReturnType<typeof createClient>;
   try {
     client = createClient(config.connection);

@@ -179,7 +179,7 @@ export async function runTail(argv: string[]): Promise<number> {
   const stopSignal = new Promise<void>((resolve) => {
     stopRequested = resolve;
   });
-  const { sink, elasticsearch } = createOutput(cmd.output, log, (err) => {
+  const { sink, elasticsearch } = await createOutput(cmd.output, log, (err) => {
     fatal = err;
     stopRequested?.();
   });

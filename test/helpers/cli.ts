@@ -1,5 +1,5 @@
 import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readdir, readlink, realpath, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -125,6 +125,24 @@ export class Follower {
       };
       this.#listeners.add(check);
     });
+  }
+
+  /**
+   * Resolves once the process holds `path` open (Linux /proc): from then on, bytes appended are
+   * read, whatever the start position rule. Tests wait for this instead of sleeping.
+   */
+  async opened(path: string, timeoutMs = 10_000): Promise<void> {
+    const target = await realpath(path);
+    const deadline = Date.now() + timeoutMs;
+    while (Date.now() < deadline) {
+      const fds = await readdir(`/proc/${this.child.pid}/fd`).catch(() => [] as string[]);
+      for (const fd of fds) {
+        const link = await readlink(`/proc/${this.child.pid}/fd/${fd}`).catch(() => '');
+        if (link === target) return;
+      }
+      await sleep(20);
+    }
+    throw new Error(`logferry did not open ${path} within ${timeoutMs} ms; stderr: ${this.stderr}`);
   }
 
   waitForCount(n: number, timeoutMs?: number): Promise<void> {

@@ -29,7 +29,7 @@ describe('logferry tail (follow mode)', () => {
     const a = join(dir, 'a.log');
     await writeFile(a, 'before start\n');
     const t = follow([join(dir, '**', '*.log')]);
-    await sleep(500);
+    await t.opened(a);
     await appendFile(a, 'a1\n');
     await t.waitForCount(1);
     await mkdir(join(dir, 'ns_pod_uid', 'ctr'), { recursive: true });
@@ -53,7 +53,7 @@ describe('logferry tail (follow mode)', () => {
     const p = join(dir, '0.log');
     await writeFile(p, '');
     const t = follow([p]);
-    await sleep(300);
+    await t.opened(p);
     const writer = await open(p, 'a');
     await writer.write('one\ntwo\nthr');
     await t.waitForCount(2);
@@ -76,7 +76,7 @@ describe('logferry tail (follow mode)', () => {
     const p = join(dir, 'app.log');
     await writeFile(p, '');
     const t = follow([p]);
-    await sleep(300);
+    await t.opened(p);
     await appendFile(p, 'a fairly long first line\nanother fairly long line\n');
     await t.waitForCount(2);
     await truncate(p, 0);
@@ -149,7 +149,7 @@ describe('logferry tail (follow mode)', () => {
     const p = join(dir, 'reuse.log');
     await writeFile(p, '');
     const t = follow([p]);
-    await sleep(300);
+    await t.opened(p);
     await appendFile(p, 'first generation line\n');
     await t.waitForCount(1);
     await rm(p);
@@ -163,8 +163,8 @@ describe('logferry tail (follow mode)', () => {
     const n = 60;
     const paths = Array.from({ length: n }, (_, i) => join(dir, `f${i}.log`));
     await Promise.all(paths.map((p) => writeFile(p, '')));
-    const t = follow(['--max-open-files', '10', join(dir, '*.log')]);
-    await sleep(500);
+    // --from-beginning: lines written before a file is first opened count too (no start-up race)
+    const t = follow(['--from-beginning', '--max-open-files', '10', join(dir, '*.log')]);
     for (let round = 0; round < 3; round++) {
       for (const [i, p] of paths.entries()) await appendFile(p, `f${i} r${round}\n`);
       await sleep(300);
@@ -181,7 +181,7 @@ describe('logferry tail (follow mode)', () => {
     const positions = join(dir, 'pos.json');
     await writeFile(p, '');
     const t1 = follow(['--positions', positions, p]);
-    await sleep(300);
+    await t1.opened(p);
     await appendFile(p, 'a\nb\n');
     await t1.waitForCount(2);
     expect(await t1.stop('SIGTERM')).toBe(0);

@@ -1,0 +1,283 @@
+import { mkdir } from 'node:fs/promises';
+import { hostname } from 'node:os';
+import { join } from 'node:path';
+import { agentUsage, type ConfigValues, loadAgentConfig, readConfigFile } from '../config/load.ts';
+import { AGENT_OPTIONS } from '../config/options.ts';
+import { KubernetesEnricher, type KubernetesEnricherOptions } from '../enrich/kubernetes-enricher.ts';
+import { KubernetesPodSource } from '../enrich/pod-cache.ts';
+import type { MetadataStatus, PodMetadataSource } from '../enrich/types.ts';
+import { UsageError } from '../errors.ts';
+import { Pipeline } from '../pipeline/pipeline.ts';
+import type { FormatOption } from '../pipeline/types.ts';
+import { type AgentProbe, elasticsearchOutput, stdoutOutput } from '../server/probe.ts';
+import { buildServer, listen } from '../server/server.ts';
+import { acquireStateLock } from '../source/state-lock.ts';
+import type { TailerOptions } from '../source/tailer.ts';
+import { SourceCounters } from '../telemetry/counters.ts';
+import { jsonLogger, type Logger, textLogger } from '../telemetry/logger.ts';
+import { createMetrics } from '../telemetry/metrics.ts';
+import { version } from './main.ts';
+import { createOutput, type OutputConfig, outputConfig } from './output-flags.ts';
+
+/** Pod metadata turned off (--no-kube): documents carry what the path says. */
+class NoPodSource implements PodMetadataSource {
+  async start(): Promise<void> {}
+  async stop(): Promise<void> {}
+  get(): undefined {
+    return undefined;
+  }
+  async waitFor(): Promise<undefined> {
+    return undefined;
+  }
+  status(): MetadataStatus {
+    return { state: 'disabled', cachedPods: 0, misses: 0, lastError: undefined };
+  }
+}
+
+type Get = <T>(key: string) => T;
+
+function getter(values: ConfigValues): Get {
+  return <T>(key: string) => values.get(key) as T;
+}
+
+/** The agent's output settings through the same validation as `tail`'s flags. */
+function agentOutput(get: Get, hostName: string): OutputConfig | undefined {
+  const es = get<string[]>('output.es');
+  const str = (v: unknown) => (v === undefined ? undefined : String(v));
+  return outputConfig(
+    {
+      es: es.length > 0 ? es.join(',') : undefined,
+      index: get<string>('output.index'),
+      'dlq-index': get<string>('output.dlqIndex'),
+      pipeline: get<string | undefined>('output.pipeline'),
+      'id-mode': get<string>('output.idMode'),
+      'batch-docs': str(get('output.batchDocs')),
+      'batch-bytes': str(get('output.batchBytes')),
+      'flush-ms': str(get('output.flushMs')),
+      concurrency: str(get('output.concurrency')),
+      'retry-max-ms': str(get('output.retryMaxMs')),
+      'es-timeout-ms': str(get('output.timeoutMs')),
+      'es-user': get<string | undefined>('output.user'),
+      'es-password-file': get<string | undefined>('output.passwordFile'),
+      'es-api-key-file': get<string | undefined>('output.apiKeyFile'),
+      'es-bearer-token-file': get<string | undefined>('output.bearerTokenFile'),
+      'es-ca-file': get<string | undefined>('output.caFile'),
+      'es-insecure': get<boolean>('output.insecure'),
+      'es-cloud-id': get<string | undefined>('output.cloudId'),
+      'es-compression': get<boolean>('output.compression'),
+    },
+    get<string>('output.index'),
+    hostName,
+  );
+}
+
+function enricherOptions(get: Get): KubernetesEnricherOptions {
+  const self =
+    process.env.POD_NAME && process.env.POD_NAMESPACE
+      ? { namespace: process.env.POD_NAMESPACE, name: process.env.POD_NAME }
+      : undefined;
+  return {
+    dedot: get<boolean>('kube.dedot'),
+    annotationAllowList: get<string[]>('kube.annotations'),
+    namespaceLabels: get<boolean>('kube.namespaceLabels'),
+    include: {
+      namespaces: get<string[]>('include.namespaces'),
+      pods: get<string[]>('include.pods'),
+      containers: get<string[]>('include.containers'),
+    },
+    exclude: {
+      namespaces: get<string[]>('exclude.namespaces'),
+      pods: get<string[]>('exclude.pods'),
+      containers: get<string[]>('exclude.containers'),
+    },
+    selfPod: self,
+    nodeName: get<string | undefined>('nodeName'),
+    waitForPodMs: get<boolean>('kube.enabled') ? get<number>('kube.podWaitMs') : 0,
+  };
+}
+
+function podSource(get: Get, log: Logger): PodMetadataSource {
+  if (!get<boolean>('kube.enabled')) return new NoPodSource();
+  const nodeName = get<string | undefined>('nodeName');
+  if (nodeName === undefined) {
+    throw new UsageError(
+      'the node name is not known: set --node-name or NODE_NAME (downward API spec.nodeName), or --no-kube',
+    );
+  }
+  const apiUrl = get<string | undefined>('kube.apiUrl');
+  return new KubernetesPodSource({
+    nodeName,
+    logger: log,
+    connection:
+      apiUrl === undefined
+        ? { kind: 'auto' }
+        : { kind: 'url', url: apiUrl, tokenFile: get<string | undefined>('kube.tokenFile') },
+    namespaceLabels: get<boolean>('kube.namespaceLabels'),
+    deletedPodTtlMs: get<number>('kube.deletedPodTtlMs'),
+  });
+}
+
+function tailerOptions(get: Get, once: boolean, hostName: string): TailerOptions {
+  const podsDir = get<string>('podsDir');
+  const maxLineBytes = get<number>('maxLineBytes');
+  return {
+    // live files and kubelet's rotated siblings (0.log.<timestamp>); the gzipped ones are skipped
+    patterns: [join(podsDir, '*', '*', '*.log'), join(podsDir, '*', '*', '*.log.*')],
+    skipPath: (p) => p.endsWith('.gz') || p.endsWith('.tmp'),
+    format: get<FormatOption>('format'),
+    maxLineBytes,
+    readChunkBytes: Math.max(1024 * 1024, maxLineBytes + 1),
+    startAtEnd: get<string>('readFrom') === 'tail',
+    once,
+    pollIntervalMs: get<number>('pollIntervalMs'),
+    scanIntervalMs: get<number>('scanIntervalMs'),
+    rotateGraceMs: get<number>('rotateGraceMs'),
+    deletedMaxMs: get<number>('deletedMaxMs'),
+    maxOpenFiles: get<number>('maxOpenFiles'),
+    hostName,
+    watch: !once,
+    readers: 2,
+    positionsFile: join(get<string>('stateDir'), 'positions.json'),
+    checkpointIntervalMs: 1000,
+    forgetAfterMs: 24 * 60 * 60 * 1000,
+  };
+}
+
+/** Keys whose new value on SIGHUP can be applied without a restart. */
+const RELOADABLE = new Set(AGENT_OPTIONS.filter((s) => s.reloadable).map((s) => s.key));
+
+export async function runAgent(argv: string[]): Promise<number> {
+  const loaded = loadAgentConfig(argv);
+  if (loaded === 'help') {
+    process.stdout.write(agentUsage());
+    return 0;
+  }
+  const get = getter(loaded.values);
+  const log = get<string>('logFormat') === 'json' ? jsonLogger() : textLogger();
+  const hostName = get<string | undefined>('nodeName') ?? hostname();
+  const output = agentOutput(get, hostName);
+  const stateDir = get<string>('stateDir');
+  try {
+    await mkdir(stateDir, { recursive: true });
+  } catch (err) {
+    throw new UsageError(
+      `state directory ${stateDir} cannot be created (${(err as NodeJS.ErrnoException).code})`,
+    );
+  }
+  const lock = await acquireStateLock(stateDir, { warn: (m) => log.warn(m) });
+
+  const counters = new SourceCounters(log);
+  const pods = podSource(get, log);
+  const enricher = new KubernetesEnricher(pods, enricherOptions(get));
+  let stop: (() => void) | undefined;
+  const stopped = new Promise<void>((resolve) => {
+    stop = resolve;
+  });
+  const { sink, elasticsearch } = await createOutput(output, log, (err) => {
+    log.error(`output failed: ${err.message}`);
+    stop?.();
+  });
+  const pipeline = new Pipeline(
+    { tailer: tailerOptions(get, loaded.once, hostName), maxBufferBytes: get<number>('maxBufferBytes') },
+    { sink, events: counters, enricher },
+  );
+  const metrics = createMetrics({
+    source: counters,
+    sink: elasticsearch?.counters,
+    budget: pipeline.budget,
+    files: () => pipeline.tailer.status(),
+    metadata: () => pods.status(),
+    output: () => ({ healthy: elasticsearch === undefined || elasticsearch.state !== 'retrying' }),
+  });
+  if (elasticsearch !== undefined) elasticsearch.counters.observeRequest = metrics.observeRequest;
+  const startedMs = Date.now();
+  const probe: AgentProbe = {
+    waitingBytes: () => pipeline.budget.used,
+    bufferLimitBytes: pipeline.budget.limit,
+    lastProgressMs: () => pipeline.budget.lastReleaseMs,
+    output: () => (elasticsearch === undefined ? stdoutOutput() : elasticsearchOutput(elasticsearch)),
+    metadata: () => pods.status(),
+    files: () => pipeline.tailer.status(),
+    startedMs,
+    version: version(),
+  };
+  const server = buildServer({
+    probe,
+    metrics: metrics.registry,
+    stallTimeoutMs: get<number>('http.stallTimeoutMs'),
+    log,
+  });
+  const address = await listen(server, get<string>('http.addr'));
+  log.info(`logferry ${version()} agent started`, {
+    http: address,
+    podsDir: get<string>('podsDir'),
+    output: elasticsearch === undefined ? 'stdout' : 'elasticsearch',
+    kube: get<boolean>('kube.enabled'),
+  });
+
+  const onStop = () => stop?.();
+  const onReload = () => {
+    if (loaded.configFile === undefined) {
+      log.warn('SIGHUP: no --config file to reload');
+      return;
+    }
+    try {
+      const next = readConfigFile(loaded.configFile);
+      const changed: string[] = [];
+      for (const spec of AGENT_OPTIONS) {
+        const before = JSON.stringify(loaded.values.get(spec.key));
+        const after = next.has(spec.key) ? JSON.stringify(next.get(spec.key)) : JSON.stringify(spec.default);
+        if (before !== after) changed.push(spec.key);
+      }
+      const applied = changed.filter((k) => RELOADABLE.has(k));
+      const refused = changed.filter((k) => !RELOADABLE.has(k));
+      const values = loaded.values as Map<string, unknown>;
+      for (const k of applied)
+        values.set(k, next.has(k) ? next.get(k) : AGENT_OPTIONS.find((s) => s.key === k)!.default);
+      if (refused.length > 0)
+        log.warn(`SIGHUP: ${refused.join(', ')} cannot change without a restart; keeping the old values`);
+      if (applied.length > 0) {
+        enricher.setOptions(enricherOptions(get));
+        pipeline.tailer.reevaluate();
+        log.info(`SIGHUP: applied ${applied.join(', ')}`);
+      } else if (refused.length === 0) {
+        log.info('SIGHUP: configuration unchanged');
+      }
+    } catch (err) {
+      log.error(
+        `SIGHUP: ${(err as Error).message.replaceAll('\n', '; ')}; keeping the running configuration`,
+      );
+    }
+  };
+  process.on('SIGTERM', onStop);
+  process.on('SIGINT', onStop);
+  process.on('SIGHUP', onReload);
+  try {
+    await pods.start();
+    await pipeline.start();
+    if (loaded.once) await Promise.race([pipeline.runOnce(), stopped]);
+    else await stopped;
+    log.info('stopping: delivering what is in flight, then saving checkpoints');
+    await pipeline.stop(get<number>('shutdownTimeoutMs'));
+  } finally {
+    process.off('SIGTERM', onStop);
+    process.off('SIGINT', onStop);
+    process.off('SIGHUP', onReload);
+    await pods.stop();
+    await server.close();
+    await lock.release();
+  }
+  if (elasticsearch !== undefined) {
+    const c = elasticsearch.counters;
+    log.info('stopped', {
+      stored: c.sent,
+      alreadyStored: c.duplicates,
+      deadLettered: c.deadLettered,
+      dropped: c.dropped,
+      undelivered: c.queued,
+    });
+  } else {
+    log.info('stopped');
+  }
+  return 0;
+}
