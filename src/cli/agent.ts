@@ -1,7 +1,7 @@
 import { mkdir } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
-import { agentUsage, type ConfigValues, loadAgentConfig, readConfigFile } from '../config/load.ts';
+import { agentUsage, type ConfigValues, loadAgentConfig } from '../config/load.ts';
 import { AGENT_OPTIONS } from '../config/options.ts';
 import { KubernetesEnricher, type KubernetesEnricherOptions } from '../enrich/kubernetes-enricher.ts';
 import { KubernetesPodSource } from '../enrich/pod-cache.ts';
@@ -222,18 +222,17 @@ export async function runAgent(argv: string[]): Promise<number> {
       return;
     }
     try {
-      const next = readConfigFile(loaded.configFile);
-      const changed: string[] = [];
-      for (const spec of AGENT_OPTIONS) {
-        const before = JSON.stringify(loaded.values.get(spec.key));
-        const after = next.has(spec.key) ? JSON.stringify(next.get(spec.key)) : JSON.stringify(spec.default);
-        if (before !== after) changed.push(spec.key);
-      }
+      // the same layering as at start (defaults < file < environment < flags), with the file re-read
+      const reloaded = loadAgentConfig(argv);
+      if (reloaded === 'help') return;
+      const next = reloaded.values;
+      const changed = AGENT_OPTIONS.map((spec) => spec.key).filter(
+        (k) => JSON.stringify(loaded.values.get(k)) !== JSON.stringify(next.get(k)),
+      );
       const applied = changed.filter((k) => RELOADABLE.has(k));
       const refused = changed.filter((k) => !RELOADABLE.has(k));
       const values = loaded.values as Map<string, unknown>;
-      for (const k of applied)
-        values.set(k, next.has(k) ? next.get(k) : AGENT_OPTIONS.find((s) => s.key === k)!.default);
+      for (const k of applied) values.set(k, next.get(k));
       if (refused.length > 0)
         log.warn(`SIGHUP: ${refused.join(', ')} cannot change without a restart; keeping the old values`);
       if (applied.length > 0) {

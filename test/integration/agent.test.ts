@@ -306,6 +306,66 @@ describe('logferry agent', () => {
     expect(seqs).toHaveLength(500);
   });
 
+  it('a pod deleted while its logs still drain keeps its metadata for the TTL', async () => {
+    const uid = '33333333-5b7e-4d2a-9c1e-6a8b4f2d1e33';
+    kube.addPod(makePod({ name: 'gone', namespace: 'shop', nodeName: NODE, uid, labels: { app: 'gone' } }));
+    const file = await podLog('shop', 'gone', uid, 'app', [criLine(1, 'before delete')]);
+    const agent = startAgent();
+    await agent.url();
+    await es.waitForCount(1, { index: INDEX });
+    kube.deletePod('shop', 'gone');
+    await sleep(300);
+    await appendFile(file, criLine(2, 'after delete'));
+    await es.waitForCount(2, { index: INDEX });
+    expect(sources().map((d) => [d.message, d.kubernetes?.labels?.app])).toEqual([
+      ['before delete', 'gone'],
+      ['after delete', 'gone'],
+    ]);
+    agent.child.kill('SIGTERM');
+    expect(await agent.exited).toBe(0);
+  });
+
+  it('SIGHUP applies reloadable keys (exclusions) and reports the others as needing a restart', async () => {
+    const cfg = join(dir, 'config.yaml');
+    await writeFile(cfg, 'maxOpenFiles: 100\n');
+    const a = '44444444-5b7e-4d2a-9c1e-6a8b4f2d1e44';
+    const b = '55555555-5b7e-4d2a-9c1e-6a8b4f2d1e55';
+    kube.addPod(makePod({ name: 'keep', namespace: 'shop', nodeName: NODE, uid: a }));
+    kube.addPod(makePod({ name: 'noisy', namespace: 'batch', nodeName: NODE, uid: b }));
+    const keep = await podLog('shop', 'keep', a, 'app', [criLine(1, 'keep 1')]);
+    const noisy = await podLog('batch', 'noisy', b, 'app', [criLine(1, 'noisy 1')]);
+    const agent = startAgent(['--config', cfg]);
+    await agent.url();
+    await es.waitForCount(2, { index: INDEX });
+    await writeFile(cfg, 'maxOpenFiles: 50\nexclude:\n  namespaces: [batch]\n');
+    agent.child.kill('SIGHUP');
+    for (
+      let i = 0;
+      i < 100 && !agent.logs.some((l) => String(l.message).startsWith('SIGHUP: applied'));
+      i++
+    ) {
+      await sleep(50);
+    }
+    expect(agent.logs.map((l) => l.message)).toEqual(
+      expect.arrayContaining([
+        'SIGHUP: maxOpenFiles cannot change without a restart; keeping the old values',
+        'SIGHUP: applied exclude.namespaces',
+      ]),
+    );
+    await sleep(300);
+    await appendFile(noisy, criLine(2, 'noisy 2'));
+    await appendFile(keep, criLine(2, 'keep 2'));
+    await es.waitForCount(3, { index: INDEX });
+    await sleep(500);
+    expect(
+      sources()
+        .map((d) => d.message)
+        .sort(),
+    ).toEqual(['keep 1', 'keep 2', 'noisy 1']);
+    agent.child.kill('SIGTERM');
+    expect(await agent.exited).toBe(0);
+  });
+
   it('refuses a second agent on the same state directory', async () => {
     const agent = startAgent();
     await agent.url();
