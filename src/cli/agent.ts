@@ -65,6 +65,7 @@ function agentOutput(get: Get, hostName: string): OutputConfig | undefined {
       'es-insecure': get<boolean>('output.insecure'),
       'es-cloud-id': get<string | undefined>('output.cloudId'),
       'es-compression': get<boolean>('output.compression'),
+      'manage-templates': get<boolean>('output.manageTemplates'),
     },
     get<string>('output.index'),
     hostName,

@@ -29,6 +29,7 @@ export const OUTPUT_OPTIONS = {
   'es-insecure': { type: 'boolean' },
   'es-cloud-id': { type: 'string' },
   'es-compression': { type: 'boolean' },
+  'manage-templates': { type: 'boolean' },
 } as const;
 
 export const OUTPUT_USAGE = `Elasticsearch output (without --es, documents go to stdout):
@@ -53,6 +54,7 @@ export const OUTPUT_USAGE = `Elasticsearch output (without --es, documents go to
   --es-insecure                do not verify the server's certificate
   --es-cloud-id <id>           Elastic Cloud deployment id (instead of --es)
   --es-compression             gzip request bodies
+  --manage-templates           install index templates (data streams where the cluster has them) at start
 `;
 
 export const OUTPUT_DEFAULTS = {
@@ -76,6 +78,7 @@ type Values = {
 export interface OutputConfig {
   connection: ConnectionOptions;
   sink: ElasticsearchSinkOptions;
+  manageTemplates: boolean;
 }
 
 function secretFrom(file: string | undefined, env: string, flag: string): string | undefined {
@@ -122,6 +125,7 @@ export function outputConfig(v: Values, defaultIndex: string, hostName: string):
     return typeof raw === 'string' ? parsePositiveInt(`--${flag}`, raw) : def;
   };
   return {
+    manageTemplates: v['manage-templates'] === true,
     connection: {
       nodes,
       cloudId: v['es-cloud-id'],
@@ -176,9 +180,10 @@ export async function createOutput(
   onFatal: (err: Error) => void,
 ): Promise<Output> {
   if (config === undefined) return { sink: new StreamSink(process.stdout, onFatal) };
-  const [{ clientTransport, createClient }, { ElasticsearchSink }] = await Promise.all([
+  const [{ clientTransport, createClient }, { ElasticsearchSink }, { installTemplates }] = await Promise.all([
     import('../sink/elasticsearch/client.ts'),
     import('../sink/elasticsearch/sink.ts'),
+    import('../sink/elasticsearch/templates.ts'),
   ]);
   let client: ReturnType<typeof createClient>;
   try {
@@ -186,6 +191,7 @@ export async function createOutput(
   } catch (err) {
     throw new UsageError(`Elasticsearch client: ${(err as Error).message}`);
   }
+  if (config.manageTemplates) await installTemplates(client, [config.sink.index, config.sink.dlqIndex], log);
   const sink = new ElasticsearchSink(config.sink, clientTransport(client, config.connection.pipeline), log);
   return { sink, elasticsearch: sink };
 }

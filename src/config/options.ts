@@ -354,6 +354,14 @@ export const AGENT_OPTIONS: readonly OptionSpec[] = [
     default: false,
     description: 'gzip request bodies (less network, more CPU)',
   },
+  {
+    key: 'output.manageTemplates',
+    flag: 'manage-templates',
+    type: 'bool',
+    default: false,
+    description:
+      'install index templates for the index and the dead-letter index at start (data streams where the cluster has them)',
+  },
   // --- server and lifecycle ---
   {
     key: 'http.addr',

@@ -6,6 +6,7 @@ import { appendFile, open, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Client } from '@elastic/elasticsearch';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { templateName } from '../../src/sink/elasticsearch/templates.ts';
 import { type FakeElasticsearch, startFakeElasticsearch } from '../fakes/fake-elasticsearch.ts';
 import { BIN, criLine, runCli, sleep, tempDir } from '../helpers/cli.ts';
 
@@ -120,6 +121,31 @@ describe.each([
     ]);
     expect(again.stderr).toMatch(/0 stored, 3 already stored/);
     expect((await target.docs(index)).size).toBe(3);
+  });
+
+  it.skipIf(skip)('--manage-templates installs the index templates, then ships', async () => {
+    const log = join(dir, '0.log');
+    await writeFile(log, criLine(1, 'templated'));
+    const index = uniqueIndex('tpl');
+    const res = await runCli([
+      'tail',
+      '--once',
+      '--from-beginning',
+      '--manage-templates',
+      '--es',
+      target.url,
+      '--index',
+      `${index}-{yyyy.MM.dd}`,
+      log,
+    ]);
+    expect(res.code).toBe(0);
+    expect(res.stderr).toContain(`installed index template ${templateName(`${index}-*`)} for ${index}-*`);
+    expect(res.stderr).toMatch(/1 stored/);
+    const client = new Client({ node: target.url, maxRetries: 0 });
+    const { index_templates } = await client.indices.getIndexTemplate({ name: templateName(`${index}-*`) });
+    expect(index_templates[0]?.index_template.index_patterns).toEqual([`${index}-*`]);
+    await client.close();
+    expect((await target.docs(`${index}-2026.11.22`)).size).toBe(1);
   });
 
   it.skipIf(skip)(

@@ -6,6 +6,7 @@ import {
   documentId,
   IndexTemplate,
 } from '../../../../src/sink/elasticsearch/encode.ts';
+import { indexPattern, templateBody, templateName } from '../../../../src/sink/elasticsearch/templates.ts';
 
 const file = (fields?: Record<string, string>): SourceFile => ({
   key: '1:2',
@@ -82,5 +83,17 @@ describe('deadLetterDocument', () => {
       error: { type: 'document_parsing_exception', message: 'failed to parse field [json.a]', status: 400 },
       logferry: { dlq: { index: 'logs-a', truncated: false } },
     });
+  });
+});
+
+describe('index templates', () => {
+  it.each([
+    ['logs-logferry-default', 'logs-logferry-default'],
+    ['logs-{kubernetes.namespace}-{yyyy.MM.dd}', 'logs-*-*'],
+  ])('%s is installed for the pattern %s', (template, pattern) => {
+    expect(indexPattern(template)).toBe(pattern);
+    expect(templateBody(pattern, true)).toMatchObject({ index_patterns: [pattern], data_stream: {} });
+    expect(templateBody(pattern, false)).not.toHaveProperty('data_stream');
+    expect(templateName(pattern)).toMatch(/^logferry-[0-9a-f]{12}$/);
   });
 });

@@ -1,0 +1,88 @@
+import { createHash } from 'node:crypto';
+import type { Client } from '@elastic/elasticsearch';
+import { errorMessage } from '../../errors.ts';
+import type { Logger } from '../../telemetry/logger.ts';
+import type { IndexTemplate } from './encode.ts';
+
+/** The index pattern a name template writes to: every `{...}` becomes `*`. */
+export function indexPattern(template: string): string {
+  return template.replace(/\{[^}]*\}/g, '*');
+}
+
+/**
+ * A composable index template for logferry's documents: a data stream where the cluster has data
+ * streams (they need `create` and `@timestamp`, which every document has), and mappings that fix the
+ * types of logferry's own fields so that the first document of a new index cannot decide them
+ * wrongly; everything else stays dynamic, with strings as keywords (kubernetes.*, json.*).
+ */
+export function templateBody(pattern: string, dataStream: boolean): Record<string, unknown> {
+  return {
+    index_patterns: [pattern],
+    priority: 200,
+    ...(dataStream ? { data_stream: {} } : {}),
+    template: {
+      mappings: {
+        dynamic_templates: [
+          {
+            strings_as_keyword: {
+              match_mapping_type: 'string',
+              mapping: { type: 'keyword', ignore_above: 1024 },
+            },
+          },
+        ],
+        properties: {
+          '@timestamp': { type: 'date_nanos' },
+          message: { type: 'text' },
+          stream: { type: 'keyword' },
+          log: {
+            properties: {
+              file: { properties: { path: { type: 'keyword' } } },
+              offset: { type: 'long' },
+              flags: { type: 'keyword' },
+              part: { type: 'integer' },
+            },
+          },
+          host: { properties: { name: { type: 'keyword' } } },
+          error: { properties: { type: { type: 'keyword' }, message: { type: 'text' } } },
+        },
+      },
+    },
+    _meta: { managed_by: 'logferry' },
+  };
+}
+
+export function templateName(pattern: string): string {
+  return `logferry-${createHash('sha256').update(pattern).digest('hex').slice(0, 12)}`;
+}
+
+/**
+ * `--manage-templates`: installs the index templates for the target and the dead-letter index once
+ * at start. A failure is logged and shipping goes on: the cluster's own templates (or dynamic
+ * mapping) still apply, and a missing permission should not stop logs.
+ */
+export async function installTemplates(
+  client: Client,
+  targets: ReadonlyArray<IndexTemplate | string>,
+  log: Logger,
+): Promise<void> {
+  let dataStreams = false;
+  try {
+    // the integ-test and some minimal distributions have no data streams module: fall back to indices
+    const res = await client.transport.request({ method: 'GET', path: '/_data_stream' }, { meta: true });
+    dataStreams = (res.statusCode ?? 0) < 300;
+  } catch {
+    dataStreams = false;
+  }
+  for (const target of targets) {
+    const pattern = indexPattern(typeof target === 'string' ? target : target.source);
+    const name = templateName(pattern);
+    try {
+      await client.indices.putIndexTemplate({ name, ...(templateBody(pattern, dataStreams) as object) });
+      log.info(`installed index template ${name} for ${pattern}${dataStreams ? ' (data stream)' : ''}`);
+    } catch (err) {
+      log.warn(
+        `could not install index template ${name} for ${pattern}: ${errorMessage(err)}; shipping anyway`,
+      );
+    }
+  }
+}
