@@ -16,7 +16,7 @@ import {
   outputConfig,
 } from './output-flags.ts';
 import { startProgress } from './progress.ts';
-import { parseBytes, parseChoice, parsePositiveInt } from './values.ts';
+import { argvError, parseBytes, parseChoice, parsePositiveInt } from './values.ts';
 
 export const TAIL_USAGE = `Usage: logferry tail [options] <path|glob>...
 
@@ -71,13 +71,7 @@ export function parseTailArgs(argv: string[]): TailCommand | 'help' {
   try {
     parsed = parse(argv);
   } catch (err) {
-    const e = err as NodeJS.ErrnoException;
-    const option = /'(-[^']*)'/.exec(e.message)?.[1];
-    const text =
-      e.code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION' && option !== undefined
-        ? `unknown option '${option}'`
-        : (e.message.split('\n')[0] ?? e.message);
-    throw new UsageError(`tail: ${text} (see logferry tail --help)`);
+    throw argvError(err, 'tail');
   }
   const v = parsed.values;
   if (v.help) return 'help';

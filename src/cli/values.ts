@@ -42,3 +42,14 @@ export function parseChoice<T extends string>(flag: string, value: string, choic
   }
   return value as T;
 }
+
+/** A node:util parseArgs error as one line for `logferry <command>`. */
+export function argvError(err: unknown, command: string): UsageError {
+  const e = err as NodeJS.ErrnoException;
+  const option = /'(-[^']*)'/.exec(e.message)?.[1];
+  const text =
+    e.code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION' && option !== undefined
+      ? `unknown option '${option}'`
+      : (e.message.split('\n')[0] ?? e.message);
+  return new UsageError(`${command}: ${text} (see logferry ${command} --help)`);
+}

@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
-import { parseBytes, parsePositiveInt } from '../cli/values.ts';
+import { argvError, parseBytes, parsePositiveInt } from '../cli/values.ts';
 import { UsageError } from '../errors.ts';
 import { AGENT_OPTIONS, envName, type OptionSpec } from './options.ts';
 
@@ -217,13 +217,7 @@ export function loadAgentConfig(argv: string[], env: NodeJS.ProcessEnv = process
       },
     });
   } catch (err) {
-    const e = err as NodeJS.ErrnoException;
-    const option = /'(-[^']*)'/.exec(e.message)?.[1];
-    const text =
-      e.code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION' && option !== undefined
-        ? `unknown option '${option}'`
-        : (e.message.split('\n')[0] ?? e.message);
-    throw new UsageError(`agent: ${text} (see logferry agent --help)`);
+    throw argvError(err, 'agent');
   }
   const flags = parsed.values as Record<string, string | boolean | undefined>;
   if (flags.help === true) return 'help';

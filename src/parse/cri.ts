@@ -1,4 +1,4 @@
-import type { LineParser, ParsedLine } from './types.ts';
+import { type LineParser, malformedLine, type ParsedLine } from './types.ts';
 import { isInvalidUtf8 } from './utf8.ts';
 
 const SPACE = 0x20;
@@ -12,16 +12,7 @@ for (const c of '0123456789-:.+TtZz') TIME_BYTE[c.charCodeAt(0)] = 1;
 
 function malformed(buf: Buffer, start: number, end: number, error: string): ParsedLine {
   const message = buf.toString('utf8', start, end);
-  return {
-    time: undefined,
-    stream: undefined,
-    partial: false,
-    message,
-    messageStart: -1,
-    messageEnd: -1,
-    error,
-    invalidUtf8: isInvalidUtf8(buf, start, end, message),
-  };
+  return malformedLine(message, isInvalidUtf8(buf, start, end, message), error);
 }
 
 /**

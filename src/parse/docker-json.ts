@@ -1,18 +1,7 @@
-import type { LineParser, ParsedLine } from './types.ts';
+import { type LineParser, malformedLine, type ParsedLine } from './types.ts';
 import { isInvalidUtf8 } from './utf8.ts';
 
-function malformed(message: string, invalidUtf8: boolean, error: string): ParsedLine {
-  return {
-    time: undefined,
-    stream: undefined,
-    partial: false,
-    message,
-    messageStart: -1,
-    messageEnd: -1,
-    error,
-    invalidUtf8,
-  };
-}
+const malformed = malformedLine;
 
 /**
  * Docker's json-file driver: `{"log":"hello\n","stream":"stdout","time":"..."}`, keys in any order,

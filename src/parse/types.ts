@@ -59,3 +59,17 @@ export interface LogRecord {
   /** 0-based piece number when flags has Split */
   part: number;
 }
+
+/** A line that did not match its format: kept whole as the message, flagged with why. */
+export function malformedLine(message: string, invalidUtf8: boolean, error: string): ParsedLine {
+  return {
+    time: undefined,
+    stream: undefined,
+    partial: false,
+    message,
+    messageStart: -1,
+    messageEnd: -1,
+    error,
+    invalidUtf8,
+  };
+}

@@ -2,7 +2,7 @@ import type { Buffer } from 'node:buffer';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { parseDocker } from '../../../src/parse/docker-json.ts';
-import type { ParsedLine } from '../../../src/parse/types.ts';
+import { malformedLine, type ParsedLine } from '../../../src/parse/types.ts';
 import { bytes, framed } from './framed.ts';
 
 const TIME = '2026-11-22T01:02:03.123456789Z';
@@ -22,16 +22,7 @@ function ok(message: string, partial = false, fields: Partial<ParsedLine> = {}):
 }
 
 function bad(error: string, message: string, invalidUtf8 = false): ParsedLine {
-  return {
-    time: undefined,
-    stream: undefined,
-    partial: false,
-    message,
-    messageStart: -1,
-    messageEnd: -1,
-    error,
-    invalidUtf8,
-  };
+  return malformedLine(message, invalidUtf8, error);
 }
 
 describe('parseDocker', () => {

@@ -4,7 +4,13 @@ import { describe, expect, it } from 'vitest';
 import { parseCri } from '../../../src/parse/cri.ts';
 import { parseDocker } from '../../../src/parse/docker-json.ts';
 import { PartialJoiner } from '../../../src/parse/partial-joiner.ts';
-import { type LineParser, type LogRecord, type ParsedLine, RecordFlag } from '../../../src/parse/types.ts';
+import {
+  type LineParser,
+  type LogRecord,
+  malformedLine,
+  type ParsedLine,
+  RecordFlag,
+} from '../../../src/parse/types.ts';
 
 const { ParseError, InvalidUtf8, Split, Partial, Incomplete } = RecordFlag;
 
@@ -19,16 +25,7 @@ function line(
 }
 
 function malformed(message: string, error = 'cri: bad stream', invalidUtf8 = false): ParsedLine {
-  return {
-    time: undefined,
-    stream: undefined,
-    partial: false,
-    message,
-    messageStart: -1,
-    messageEnd: -1,
-    error,
-    invalidUtf8,
-  };
+  return malformedLine(message, invalidUtf8, error);
 }
 
 /** The buffer for lines made up here, which have no byte range to read. */
