@@ -1,7 +1,9 @@
+import { execFileSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { appendFile, mkdir, readFile, stat, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { criLine, runCli, tempDir } from '../helpers/cli.ts';
+import { BIN, criLine, runCli, tempDir } from '../helpers/cli.ts';
 
 let dir: string;
 let cleanup: () => Promise<void>;
@@ -199,5 +201,25 @@ describe('logferry tail argument errors', () => {
     const help = await runCli(['tail', '--help']);
     expect(help.code).toBe(0);
     expect(help.stdout).toMatch(/--from-beginning/);
+  });
+});
+
+describe('progress on a terminal', () => {
+  // `script` (util-linux) gives the child a pseudo-terminal; without it the line cannot be tested
+  const script = ['/usr/bin/script', '/bin/script'].find((p) => existsSync(p));
+
+  it.skipIf(script === undefined)('--once draws bytes read of total and records/s on stderr', async () => {
+    const file = join(dir, 'p.log');
+    await writeFile(file, Array.from({ length: 1000 }, (_, i) => criLine(i, `line ${i}`)).join(''));
+    const cmd = `${JSON.stringify(process.execPath)} ${JSON.stringify(BIN)} tail --once --from-beginning ${JSON.stringify(file)} > /dev/null`;
+    const out = execFileSync(script!, ['-qec', cmd, '/dev/null'], { encoding: 'utf8' });
+    expect(out.replaceAll('\r', '\n')).toMatch(/read 0\.\d of 0\.\d MiB, 1000 lines, \d+ lines\/s/);
+  });
+
+  it('is quiet when stderr is not a terminal', async () => {
+    const file = join(dir, 'q.log');
+    await writeFile(file, criLine(1, 'x'));
+    const res = await runCli(['tail', '--once', '--from-beginning', file]);
+    expect(res.stderr).toBe('');
   });
 });
