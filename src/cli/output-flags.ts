@@ -160,6 +160,7 @@ export function outputConfig(v: Values, defaultIndex: string, hostName: string):
       retryInitialMs: OUTPUT_DEFAULTS.retryInitialMs,
       retryMaxMs: int('retry-max-ms', OUTPUT_DEFAULTS.retryMaxMs),
       hostName,
+      pipeline: v.pipeline,
     },
   };
 }

@@ -271,6 +271,43 @@ describe('faults (fake Elasticsearch)', () => {
     expect(fake.requests.some((r) => r.status === 413)).toBe(true);
   });
 
+  it('--pipeline sends documents through the ingest pipeline; dead letters bypass it', async () => {
+    await fake.close();
+    fake = await startFakeElasticsearch({ pipelines: ['logs-ok'] });
+    const log = join(dir, '0.log');
+    await writeFile(log, criLine(1, 'through the pipeline'));
+    const ok = await runCli([
+      'tail',
+      '--once',
+      '--from-beginning',
+      '--es',
+      fake.url,
+      '--index',
+      'logs-p',
+      '--pipeline',
+      'logs-ok',
+      log,
+    ]);
+    expect(ok.stderr).toMatch(/1 stored/);
+    expect(fake.requests.some((r) => r.url.includes('pipeline=logs-ok'))).toBe(true);
+    // a pipeline that does not exist refuses every document: they land in the dead-letter index
+    const bad = await runCli([
+      'tail',
+      '--once',
+      '--from-beginning',
+      '--es',
+      fake.url,
+      '--index',
+      'logs-q',
+      '--pipeline',
+      'missing',
+      log,
+    ]);
+    expect(bad.code).toBe(0);
+    expect(bad.stderr).toMatch(/0 stored, 0 already stored, 1 dead-lettered, 0 dropped/);
+    expect(fake.count('logs-logferry.dlq-default')).toBe(1);
+  });
+
   it('per-item 429s are retried item by item until everything is stored', async () => {
     fake.fault({ kind: 'item-status', status: 429, every: 3, count: 300 });
     const log = join(dir, '0.log');

@@ -126,11 +126,15 @@ function formatDate(d: Date, format: string): string {
   });
 }
 
-/** The bulk action line for one document (with its trailing newline). */
-export function actionLine(index: string, id: string | undefined): string {
-  return id === undefined
-    ? `{"create":{"_index":${JSON.stringify(index)}}}\n`
-    : `{"create":{"_index":${JSON.stringify(index)},"_id":${JSON.stringify(id)}}}\n`;
+/**
+ * The bulk action line for one document (with its trailing newline). `bypassPipeline` sends it
+ * past the request's ingest pipeline (`"pipeline":"_none"`): dead letters must not be refused by
+ * the pipeline that may have refused the original.
+ */
+export function actionLine(index: string, id: string | undefined, bypassPipeline = false): string {
+  const idPart = id === undefined ? '' : `,"_id":${JSON.stringify(id)}`;
+  const pipelinePart = bypassPipeline ? ',"pipeline":"_none"' : '';
+  return `{"create":{"_index":${JSON.stringify(index)}${idPart}${pipelinePart}}}\n`;
 }
 
 /** How much of a rejected document the dead-letter index keeps (its text; the rest is cut and said so). */

@@ -25,6 +25,8 @@ export interface ElasticsearchSinkOptions {
   retryInitialMs: number;
   retryMaxMs: number;
   hostName?: string | undefined;
+  /** the ingest pipeline requests go through (dead letters bypass it) */
+  pipeline?: string | undefined;
 }
 
 export type OutputState = 'idle' | 'ok' | 'retrying' | 'unauthorized';
@@ -386,7 +388,12 @@ export class ElasticsearchSink implements Sink {
     for (let k = 0; k < n; k++) {
       const entry = work.entries[k]!;
       const i = work.idx[k]!;
-      const action = actionLine(this.#indexOf(entry, i), this.#idOf(entry, i));
+      const dlq = entry.owner !== undefined;
+      const action = actionLine(
+        this.#indexOf(entry, i),
+        this.#idOf(entry, i),
+        dlq && this.#opts.pipeline !== undefined,
+      );
       actions[k] = action;
       total += Buffer.byteLength(action) + docBytes(entry, i);
     }

@@ -62,6 +62,9 @@ describe('actionLine', () => {
   it('writes create with and without an id', () => {
     expect(actionLine('logs-a', 'id-1')).toBe('{"create":{"_index":"logs-a","_id":"id-1"}}\n');
     expect(actionLine('logs-a', undefined)).toBe('{"create":{"_index":"logs-a"}}\n');
+    expect(actionLine('logs-dlq', 'id-1', true)).toBe(
+      '{"create":{"_index":"logs-dlq","_id":"id-1","pipeline":"_none"}}\n',
+    );
   });
 });
 
