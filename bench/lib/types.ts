@@ -1,0 +1,34 @@
+/** Options every scenario gets from the runner (bench/run.ts). */
+export interface BenchOptions {
+  /** CRI lines in the generated workload */
+  lines: number;
+  /** timed repetitions; the median is the headline */
+  reps: number;
+  /** workload seed: the same seed gives the same bytes */
+  seed: number;
+  /** also record a CPU profile where the scenario supports it */
+  profile: boolean;
+  /** repository root (where bin/ and dist/ are) */
+  root: string;
+}
+
+export interface Table {
+  columns: string[];
+  rows: string[][];
+}
+
+export interface ScenarioResult {
+  /** what was measured with what: goes into results.jsonl */
+  params: Record<string, unknown>;
+  /** the numbers: goes into results.jsonl */
+  figures: Record<string, unknown>;
+  table: Table;
+  /** printed under the table */
+  notes: string[];
+}
+
+export interface Scenario {
+  name: string;
+  description: string;
+  run(opts: BenchOptions): Promise<ScenarioResult>;
+}
