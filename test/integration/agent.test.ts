@@ -366,6 +366,34 @@ describe('logferry agent', () => {
     expect(await agent.exited).toBe(0);
   });
 
+  it('the logferry.io/parser annotation chooses the format; --read-from tail skips what was there', async () => {
+    const a = '66666666-5b7e-4d2a-9c1e-6a8b4f2d1e66';
+    kube.addPod(
+      makePod({
+        name: 'plain',
+        namespace: 'shop',
+        nodeName: NODE,
+        uid: a,
+        annotations: { 'logferry.io/parser': 'text' },
+      }),
+    );
+    // a CRI line read as plain text keeps its prefix in the message and gets no stream
+    await podLog('shop', 'plain', a, 'app', [criLine(1, '{"level":"info"}')]);
+    const res = await runCli([...agentArgs(), '--once']);
+    expect(res.code).toBe(0);
+    expect(sources()[0]).toMatchObject({ message: criLine(1, '{"level":"info"}').trimEnd() });
+    expect(sources()[0]!.stream).toBeUndefined();
+    expect(sources()[0]!.json).toBeUndefined();
+
+    const b = '77777777-5b7e-4d2a-9c1e-6a8b4f2d1e77';
+    kube.addPod(makePod({ name: 'old', namespace: 'shop', nodeName: NODE, uid: b }));
+    await podLog('shop', 'old', b, 'app', [criLine(1, 'written before the first start')]);
+    const fresh = join(dir, 'state-tail');
+    const tail = await runCli([...agentArgs(['--state-dir', fresh, '--read-from', 'tail']), '--once']);
+    expect(tail.code).toBe(0);
+    expect(sources().map((d) => d.message)).not.toContain('written before the first start');
+  });
+
   it('refuses a second agent on the same state directory', async () => {
     const agent = startAgent();
     await agent.url();
