@@ -17,6 +17,7 @@ import { AckTracker, type ContinuationState } from './ack-tracker.ts';
 import { type CheckpointEntry, entryKey, loadPositions, savePositions } from './checkpointer.ts';
 import { expandPatterns, globBase, type Match } from './discovery.ts';
 import { FINGERPRINT_WINDOW, type Fingerprint, fileId, fingerprintFile } from './fingerprint.ts';
+import { gzFingerprint, recoverGz } from './gz-recovery.ts';
 
 export interface TailerOptions {
   patterns: string[];
@@ -114,6 +115,9 @@ export class Tailer {
   readonly #opening = new Set<string>();
   /** files enrichment said not to follow, by key: skipped by scans until `reevaluate()` */
   readonly #excluded = new Set<string>();
+  /** gzipped rotated files already looked at (by key), and recoveries from them under way */
+  readonly #gzSeen = new Set<string>();
+  #recovering = 0;
   readonly #warnedPaths = new Set<string>();
   readonly #queue: Tracked[] = [];
   #wake: Array<() => void> = [];
@@ -303,6 +307,10 @@ export class Tailer {
         continue;
       }
       if (this.#opening.has(key) || this.#excluded.has(key)) continue;
+      if (m.path.endsWith('.gz')) {
+        await this.#lookAtGz(m.path, key);
+        continue;
+      }
       if (this.#opts.skipPath?.(m.path)) continue;
       this.#opening.add(key);
       try {
@@ -312,6 +320,61 @@ export class Tailer {
       }
     }
     this.#checkIdle();
+  }
+
+  /**
+   * A gzipped file is never followed. It is read only when it is a file we were reading when we
+   * stopped, rotated and compressed by kubelet meanwhile: recognised by the fingerprint of its
+   * decompressed first bytes, it is read from the checkpoint's offset to its end.
+   */
+  async #lookAtGz(path: string, key: string): Promise<void> {
+    if (this.#gzSeen.has(key)) return;
+    this.#gzSeen.add(key);
+    const candidates = [...this.#known.entries()].filter(([k]) => !this.#files.has(k));
+    if (candidates.length === 0) return;
+    const prints = new Map<number, string>();
+    let match: CheckpointEntry | undefined;
+    try {
+      for (const [, e] of candidates) {
+        if (!prints.has(e.fingerprintBytes)) {
+          const fp = await gzFingerprint(path, e.fingerprintBytes);
+          prints.set(e.fingerprintBytes, fp.fingerprintBytes === e.fingerprintBytes ? fp.fingerprint : '');
+        }
+        if (prints.get(e.fingerprintBytes) === e.fingerprint) {
+          match = e;
+          break;
+        }
+      }
+    } catch (err) {
+      this.#warnOnce(path, `cannot read ${path}: ${errorMessage(err)}`);
+      return;
+    }
+    if (match === undefined) return;
+    const entry = match;
+    this.#recovering++;
+    this.#deps.events.warn(
+      `${path}: a file rotated and compressed while logferry was stopped; reading it from offset ${entry.offset}`,
+    );
+    recoverGz(path, entry, {
+      budget: this.#deps.budget,
+      sink: this.#deps.sink,
+      events: this.#deps.events,
+      enricher: this.#deps.enricher,
+      format: this.#opts.format,
+      maxLineBytes: this.#opts.maxLineBytes,
+      readChunkBytes: this.#opts.readChunkBytes,
+      hostName: this.#opts.hostName,
+      onCommitted: (e) => {
+        e.seenMs = Date.now();
+        this.#dirty = true;
+      },
+      stopped: () => this.#stopped,
+    })
+      .catch((err) => this.#deps.events.warn(`reading ${path} failed: ${errorMessage(err)}`))
+      .finally(() => {
+        this.#recovering--;
+        this.#checkIdle();
+      });
   }
 
   async #open(m: Match, initial: boolean): Promise<void> {
@@ -767,7 +830,7 @@ export class Tailer {
   }
 
   #isIdle(): boolean {
-    if (this.#queue.length > 0 || this.#scanning !== undefined) return false;
+    if (this.#queue.length > 0 || this.#scanning !== undefined || this.#recovering > 0) return false;
     for (const f of this.#files.values()) {
       if (f.busy || f.queued) return false;
       if (this.#opts.once && !f.eof && f.state === 'active') return false;

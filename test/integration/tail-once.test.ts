@@ -1,6 +1,6 @@
 import { execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { appendFile, mkdir, readFile, stat, symlink, writeFile } from 'node:fs/promises';
+import { appendFile, mkdir, readFile, rename, stat, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { BIN, criLine, runCli, tempDir } from '../helpers/cli.ts';
@@ -221,5 +221,38 @@ describe('progress on a terminal', () => {
     await writeFile(file, criLine(1, 'x'));
     const res = await runCli(['tail', '--once', '--from-beginning', file]);
     expect(res.stderr).toBe('');
+  });
+});
+
+describe('downtime across rotations', () => {
+  it('finds what it had not shipped in a rotated file kubelet gzipped meanwhile, by its fingerprint', async () => {
+    const log = join(dir, '0.log');
+    const positions = join(dir, 'positions.json');
+    const line = (i: number) => criLine(i, `seq=${i} ${'g'.repeat(60)}`);
+    const range = (a: number, b: number) => Array.from({ length: b - a }, (_, i) => line(a + i)).join('');
+    await writeFile(log, range(0, 100));
+    const first = await runCli(['tail', '--once', '--from-beginning', '--positions', positions, `${log}*`]);
+    expect(first.docs).toHaveLength(100);
+
+    // logferry is stopped; the pod keeps writing and kubelet rotates twice, gzipping the older file
+    await appendFile(log, range(100, 200));
+    await rename(log, `${log}.20261122-010000`);
+    await writeFile(log, range(200, 300));
+    await rename(log, `${log}.20261122-020000`);
+    await writeFile(log, range(300, 350));
+    execFileSync('gzip', [`${log}.20261122-010000`]);
+    expect(existsSync(`${log}.20261122-010000.gz`)).toBe(true);
+
+    const second = await runCli(['tail', '--once', '--positions', positions, `${log}*`]);
+    expect(second.code).toBe(0);
+    const seqs = second.docs.map((d) => Number(/seq=(\d+)/.exec(d.message)?.[1])).sort((a, b) => a - b);
+    expect(seqs).toEqual(Array.from({ length: 250 }, (_, i) => 100 + i));
+    // the recovered records keep the offsets they have in the original (uncompressed) file
+    const fromGz = second.docs.filter((d) => d.log.file.path.endsWith('.gz'));
+    expect(fromGz.map((d) => d.log.offset)[0]).toBe(range(0, 100).length);
+
+    // and a third run finds nothing left to ship
+    const third = await runCli(['tail', '--once', '--positions', positions, `${log}*`]);
+    expect(third.docs).toEqual([]);
   });
 });
