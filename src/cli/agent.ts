@@ -11,7 +11,7 @@ import { Pipeline } from '../pipeline/pipeline.ts';
 import type { FormatOption } from '../pipeline/types.ts';
 import { type AgentProbe, elasticsearchOutput, stdoutOutput } from '../server/probe.ts';
 import { buildServer, listen } from '../server/server.ts';
-import { acquireStateLock } from '../source/state-lock.ts';
+import { acquireStateLock, type StateLock } from '../source/state-lock.ts';
 import type { TailerOptions } from '../source/tailer.ts';
 import { SourceCounters } from '../telemetry/counters.ts';
 import { jsonLogger, type Logger, textLogger } from '../telemetry/logger.ts';
@@ -158,14 +158,18 @@ export async function runAgent(argv: string[]): Promise<number> {
   const hostName = get<string | undefined>('nodeName') ?? hostname();
   const output = agentOutput(get, hostName);
   const stateDir = get<string>('stateDir');
+  // A state directory that cannot be written (read-only, full) must not stop the logs: ship, say so,
+  // and keep trying to save checkpoints (the tailer retries every interval).
+  let lock: StateLock | undefined;
   try {
     await mkdir(stateDir, { recursive: true });
+    lock = await acquireStateLock(stateDir, { warn: (m) => log.warn(m) });
   } catch (err) {
-    throw new UsageError(
-      `state directory ${stateDir} cannot be created (${(err as NodeJS.ErrnoException).code})`,
+    if (err instanceof UsageError) throw err;
+    log.error(
+      `state directory ${stateDir} cannot be written (${(err as NodeJS.ErrnoException).code ?? (err as Error).message}); shipping without a lock, checkpoints are retried`,
     );
   }
-  const lock = await acquireStateLock(stateDir, { warn: (m) => log.warn(m) });
 
   const counters = new SourceCounters(log);
   const pods = podSource(get, log);
@@ -265,7 +269,7 @@ export async function runAgent(argv: string[]): Promise<number> {
     process.off('SIGHUP', onReload);
     await pods.stop();
     await server.close();
-    await lock.release();
+    await lock?.release();
   }
   if (elasticsearch !== undefined) {
     const c = elasticsearch.counters;

@@ -1,7 +1,7 @@
 import { readFile, rename, stat, unlink, utimes, writeFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
-import { UsageError } from '../errors.ts';
+import { LogferryError, UsageError } from '../errors.ts';
 
 export interface StateLock {
   readonly path: string;
@@ -70,8 +70,10 @@ export async function acquireStateLock(
     await writeFile(tmp, `${JSON.stringify(me)}\n`);
     await rename(tmp, path);
   } catch (err) {
-    throw new UsageError(
-      `state directory ${dir} is not writable (${(err as NodeJS.ErrnoException).code ?? err}); checkpoints cannot be saved`,
+    throw new LogferryError(
+      'LOGFERRY_ERR_STATE_DIR_UNWRITABLE',
+      `state directory ${dir} is not writable (${(err as NodeJS.ErrnoException).code ?? err})`,
+      { cause: err },
     );
   }
   const timer = setInterval(() => {

@@ -128,6 +128,7 @@ export class Tailer {
   #dirty = false;
   /** positions from an earlier run were loaded */
   #resumed = false;
+  #saveFailing = false;
   #openFds = 0;
   #scanning: Promise<void> | undefined;
   #scanAgain = false;
@@ -213,9 +214,19 @@ export class Tailer {
     await this.#refreshFingerprints();
     const entries = this.#entries();
     this.#saving = savePositions(file, entries)
+      .then(() => {
+        if (this.#saveFailing) this.#deps.events.warn(`positions saved to ${file} again`);
+        this.#saveFailing = false;
+      })
       .catch((err) => {
+        // shipping goes on; the next interval tries again. Said once, not every second.
         this.#dirty = true;
-        this.#deps.events.warn(`cannot save positions to ${file}: ${errorMessage(err)}; will retry`);
+        if (!this.#saveFailing) {
+          this.#deps.events.warn(
+            `cannot save positions to ${file}: ${errorMessage(err)}; shipping goes on, retrying every ${this.#opts.checkpointIntervalMs} ms (a restart now would re-send what came after the last saved positions)`,
+          );
+        }
+        this.#saveFailing = true;
       })
       .finally(() => {
         this.#saving = undefined;

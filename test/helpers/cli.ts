@@ -95,6 +95,8 @@ export class Follower {
     });
     this.child.stderr!.setEncoding('utf8').on('data', (d: string) => {
       this.stderr += d;
+      // conditions may be about stderr too
+      for (const f of this.#listeners) f();
     });
     this.#exit = new Promise((resolve) => this.child.on('close', (code) => resolve(code)));
   }
