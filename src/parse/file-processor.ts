@@ -36,10 +36,14 @@ const EMPTY = Buffer.alloc(0);
 
 /** Backs off from `end` to the start of a UTF-8 sequence so a cut never splits a character. */
 function utf8Boundary(buf: Buffer, start: number, end: number): number {
-  let i = end;
-  // at most 3 continuation bytes (10xxxxxx) precede a character's last byte
-  while (i > start && end - i < 4 && (buf[i]! & 0xc0) === 0x80) i--;
-  return i > start ? i : end;
+  // Only bytes before `end` are known (the cut may fall at the end of a read): find the lead byte of
+  // the last character starting before `end` and cut before it when it does not fit.
+  let i = end - 1;
+  const min = Math.max(start, end - 4);
+  while (i > min && (buf[i]! & 0xc0) === 0x80) i--;
+  const lead = buf[i]!;
+  const length = lead >= 0xf0 ? 4 : lead >= 0xe0 ? 3 : lead >= 0xc0 ? 2 : 1;
+  return i > start && i + length > end ? i : end;
 }
 
 /**
@@ -117,7 +121,9 @@ export class FileProcessor {
       const nl = view.indexOf(10, pos);
       const lineEnd = nl === -1 ? len : nl;
       const lineLen = lineEnd - pos;
-      if (lineLen > max || (nl === -1 && lineLen === max)) {
+      // a read buffer holds at least max + 1 bytes, so a line of exactly max bytes whose newline
+      // is not read yet is complete on the next read: only a longer one is cut
+      if (lineLen > max) {
         const cut = utf8Boundary(view, pos, pos + max);
         this.#piece(view, pos, cut, base, 0);
         pos = cut;
@@ -217,6 +223,13 @@ export class FileProcessor {
    * Encodes the records into one NDJSON Buffer. Strings built by concatenation are ropes that keep
    * every piece alive; writing them out at once leaves only compact UTF-8 bytes behind, which is what
    * waits in the output (docs/DESIGN.md, "Memory").
+   *
+   * Each document is written straight into one buffer and `write` returns its byte count, so no
+   * joined string is built and no document is measured apart. `write` cuts a document short
+   * silently when it does not fit, so one is written only where 3 bytes per UTF-16 unit fit (the
+   * most UTF-8 takes). Sized at one byte per character (exact for ASCII, nearly every line) plus
+   * twice the longest document, the buffer always has that room while the documents are ASCII; it
+   * grows only after non-ASCII text has used it up.
    */
   #encode(records: LogRecord[]): { body: Buffer; ends: number[]; offsets: number[] } {
     const n = records.length;
@@ -227,6 +240,7 @@ export class FileProcessor {
     const fallbackTime = `"${new Date().toISOString()}"`;
     const tryJson = this.#format !== 'text';
     let chars = 0;
+    let longest = 0;
     for (let i = 0; i < n; i++) {
       const rec = records[i]!;
       const json = tryJson && mayCarryJson(rec) ? jsonObjectText(rec.message) : undefined;
@@ -234,18 +248,37 @@ export class FileProcessor {
       docs[i] = doc;
       offsets[i] = rec.offset;
       chars += doc.length + 1;
-      ends[i] = chars;
+      if (doc.length > longest) longest = doc.length;
     }
-    docs.push('');
-    const body = Buffer.from(docs.join('\n'));
-    if (body.length !== chars) {
-      // not all ASCII: byte ends differ from character ends
-      let end = 0;
-      for (let i = 0; i < n; i++) {
-        end += Buffer.byteLength(docs[i]!) + 1;
-        ends[i] = end;
-      }
+    let buf: Buffer = Buffer.allocUnsafe(chars + 2 * longest);
+    let pos = 0;
+    let left = chars; // characters (with newlines) not written yet
+    for (let i = 0; i < n; i++) {
+      const doc = docs[i]!;
+      if (buf.length - pos < 3 * doc.length + 1) buf = grown(buf, pos, left + 2 * longest);
+      pos += buf.write(doc, pos);
+      buf[pos++] = 0x0a;
+      ends[i] = pos;
+      left -= doc.length + 1;
     }
-    return { body, ends, offsets };
+    return { body: exactly(buf, pos), ends, offsets };
   }
+}
+
+/** A copy of `buf[0, used)` in a new buffer with `room` more bytes after it. */
+function grown(buf: Buffer, used: number, room: number): Buffer {
+  const next = Buffer.allocUnsafe(used + room);
+  buf.copy(next, 0, 0, used);
+  return next;
+}
+
+/**
+ * `buf[0, used)`, copied out when the unused rest is more than a quarter: a view keeps its whole
+ * allocation alive, and a batch waits in memory until it is acknowledged.
+ */
+function exactly(buf: Buffer, used: number): Buffer {
+  if (buf.length - used <= used >>> 2) return buf.subarray(0, used);
+  const body = Buffer.allocUnsafe(used);
+  buf.copy(body, 0, 0, used);
+  return body;
 }

@@ -13,6 +13,12 @@ const PLAIN = 0;
 const TOO_DEEP = 1;
 const KEEP_NUMBER_TEXT = 2;
 
+// scanStructure's findings, as bits
+/** a number a double may not keep: more than MAX_EXACT_DIGITS digits, or an exponent */
+const LONG_NUMBER = 1;
+/** a number keepNumberText would keep as text whose double prints differently */
+const TEXT_DIFFERS = 2;
+
 type RawJson = (text: string) => unknown;
 // Typed here because lib es2023 does not declare it; present since Node 21 (V8 11.4).
 const rawJson = (JSON as unknown as { rawJSON?: RawJson }).rawJSON;
@@ -50,9 +56,12 @@ export function jsonObjectText(message: string): string | undefined {
 function keepNumberText(_key: string, value: unknown, context?: { source?: string }): unknown {
   if (typeof value !== 'number' || context?.source === undefined) return value;
   const source = context.source;
-  return source.length > MAX_EXACT_DIGITS || source.includes('e') || source.includes('E')
-    ? rawJson!(source)
-    : value;
+  return keepsText(source.length, source.includes('e') || source.includes('E')) ? rawJson!(source) : value;
+}
+
+/** Whether keepNumberText writes a number back from its source text (`length` chars, `exponent` seen). */
+function keepsText(length: number, exponent: boolean): boolean {
+  return length > MAX_EXACT_DIGITS || exponent;
 }
 
 /**
@@ -60,10 +69,16 @@ function keepNumberText(_key: string, value: unknown, context?: { source?: strin
  * code): rejects nesting deeper than MAX_JSON_DEPTH before JSON.parse spends time on it, and
  * notes numbers a double would not keep. It assumes well-formed JSON; whatever it misjudges in
  * malformed text, JSON.parse rejects afterwards.
+ *
+ * A long number alone does not call for the number-keeping parse: when the number prints back as
+ * its own text (`String(Number(text)) === text`, as zap's `"ts":1795334400.1234567` does), the
+ * plain parse writes the very same bytes. The slow parse is taken only when both hold: a long
+ * number is present (what decides the path today), and some number it would keep as text prints
+ * differently as a double (what would make the two outputs differ).
  */
 function scanStructure(text: string, start: number, end: number): number {
   let depth = 0;
-  let result = PLAIN;
+  let found = 0;
   let i = start;
   while (i < end) {
     const c = text.charCodeAt(i);
@@ -79,19 +94,25 @@ function scanStructure(text: string, start: number, end: number): number {
       depth--;
       i++;
     } else if ((c >= 0x30 && c <= 0x39) || c === 0x2d) {
+      const from = i;
       let digits = 0;
+      let exponent = false;
       for (; i < end; i++) {
         const d = text.charCodeAt(i);
         if (d >= 0x30 && d <= 0x39) digits++;
-        else if (d === 0x65 || d === 0x45) result = KEEP_NUMBER_TEXT;
+        else if (d === 0x65 || d === 0x45) exponent = true;
         else if (d !== 0x2e && d !== 0x2d && d !== 0x2b) break;
       }
-      if (digits > MAX_EXACT_DIGITS) result = KEEP_NUMBER_TEXT;
+      if (digits > MAX_EXACT_DIGITS || exponent) found |= LONG_NUMBER;
+      if ((found & TEXT_DIFFERS) === 0 && keepsText(i - from, exponent)) {
+        const source = text.slice(from, i);
+        if (String(Number(source)) !== source) found |= TEXT_DIFFERS;
+      }
     } else {
       i++;
     }
   }
-  return result;
+  return found === (LONG_NUMBER | TEXT_DIFFERS) ? KEEP_NUMBER_TEXT : PLAIN;
 }
 
 /** Whether the quote at `q` is preceded by an odd run of backslashes. */

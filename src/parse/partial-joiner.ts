@@ -20,6 +20,11 @@ interface Pending {
   /** offset of the line holding the current piece's first byte; -1 while the piece has none */
   offset: number;
   /**
+   * Where reading must resume to rebuild the current piece: `offset`, except when the piece opens
+   * with a character carried over from lines before (see emitPiece).
+   */
+  resumeAt: number;
+  /**
    * InvalidUtf8 if a fragment of the current piece without a byte range had it: its bytes were
    * encoded from text holding U+FFFD, so the joined bytes no longer show it.
    */
@@ -88,12 +93,14 @@ export class PartialJoiner {
           chunkOffsets: [],
           bytes: 0,
           offset,
+          resumeAt: offset,
           flags: 0,
           part: 0,
         };
         this.slots[slot] = p;
       } else if (p.offset < 0) {
         p.offset = offset;
+        p.resumeAt = offset;
       }
       append(p, line, offset, buf, true);
       if (p.bytes >= this.maxBytes) this.emitPiece(p, out);
@@ -113,7 +120,10 @@ export class PartialJoiner {
       return;
     }
     this.slots[slot] = undefined;
-    if (p.offset < 0) p.offset = offset;
+    if (p.offset < 0) {
+      p.offset = offset;
+      p.resumeAt = offset;
+    }
     const flags = RecordFlag.Partial | (p.part > 0 ? RecordFlag.Split : 0);
     if (p.bytes === 0) {
       // Nothing to join (earlier pieces are out, or the fragments were empty): the parser's text
@@ -130,7 +140,7 @@ export class PartialJoiner {
   pendingStart(): number | undefined {
     let min: number | undefined;
     for (const p of this.slots) {
-      if (p !== undefined && p.offset >= 0 && (min === undefined || p.offset < min)) min = p.offset;
+      if (p !== undefined && p.offset >= 0 && (min === undefined || p.resumeAt < min)) min = p.resumeAt;
     }
     return min;
   }
@@ -158,10 +168,11 @@ export class PartialJoiner {
     let cut = completeEnd(bytes, 0, bytes.length);
     // The piece is one unfinished character (maxBytes < 4): wait for the rest of it.
     if (cut === 0) return;
-    // Carrying the unfinished character over gives the next piece the offset of the fragment it
-    // came from; when that is this piece's own first fragment, both pieces would share an offset
-    // (and a document id), so the character is cut instead (flagged invalid_utf8).
-    if (cut < bytes.length && p.chunkOffsets[chunkAt(p, bytes.length, cut)] === p.offset) cut = bytes.length;
+    // The unfinished character is carried over to the next piece. That piece's document offset (its
+    // id) is the last fragment's, which no earlier piece has; reading resumes at the fragment the
+    // character starts in. A single fragment holding the whole piece leaves no distinct offset: then
+    // the character is cut (flagged invalid_utf8).
+    if (cut < bytes.length && p.chunks.length === 1) cut = bytes.length;
     out.push(decoded(p, bytes, cut, RecordFlag.Split | RecordFlag.Partial));
     p.part++;
     p.flags = 0;
@@ -174,7 +185,8 @@ export class PartialJoiner {
     }
     // The unfinished character opens the next piece, and the checkpoint stays before the line
     // holding its first byte: those bytes are not delivered yet.
-    p.offset = p.chunkOffsets[chunkAt(p, bytes.length, cut)]!;
+    p.resumeAt = p.chunkOffsets[chunkAt(p, bytes.length, cut)]!;
+    p.offset = p.chunkOffsets[p.chunks.length - 1]!;
     p.chunks = [Buffer.from(bytes.subarray(cut))];
     p.chunkOffsets = [p.offset];
     p.bytes = bytes.length - cut;

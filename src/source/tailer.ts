@@ -118,6 +118,8 @@ export class Tailer {
   /** gzipped rotated files already looked at (by key), and recoveries from them under way */
   readonly #gzSeen = new Set<string>();
   #recovering = 0;
+  /** new files waiting for their id to be saved before they are read */
+  #unsaved: Tracked[] = [];
   readonly #warnedPaths = new Set<string>();
   readonly #queue: Tracked[] = [];
   #wake: Array<() => void> = [];
@@ -330,6 +332,12 @@ export class Tailer {
         this.#opening.delete(key);
       }
     }
+    if (this.#unsaved.length > 0) {
+      const files = this.#unsaved;
+      this.#unsaved = [];
+      await this.saveCheckpoints(true);
+      for (const f of files) if (this.#files.get(f.key) === f) this.#begin(f);
+    }
     this.#checkIdle();
   }
 
@@ -419,7 +427,8 @@ export class Tailer {
       let id = fileId(m.dev, m.ino, fp.fingerprint);
       let format = undefined as CheckpointEntry['format'];
       let continuation: ContinuationState | undefined;
-      if (known !== undefined && (await this.#matches(fh, fp, known))) {
+      const isNew = !(known !== undefined && (await this.#matches(fh, fp, known)));
+      if (!isNew && known !== undefined) {
         id = known.id;
         format = known.format;
         if (st.size >= known.offset) {
@@ -464,7 +473,7 @@ export class Tailer {
         finalizing: false,
         eof: false,
         describing: false,
-        ready: this.#deps.enricher === undefined,
+        ready: false,
         metaComplete: this.#deps.enricher === undefined,
         lastDescribeMs: 0,
       };
@@ -473,13 +482,25 @@ export class Tailer {
       this.#byPath.set(m.path, key);
       this.#dirty = true;
       this.#deps.events.fileOpened(m.path);
-      if (this.#deps.enricher === undefined) this.#enqueue(f);
-      else void this.#describe(f);
+      // A new file's id must be in the positions file before any document carrying it is sent: a
+      // crash before the first save would otherwise give the file another id on restart (its
+      // fingerprint covers more bytes by then) and re-send its documents under new ids.
+      if (isNew && this.#opts.positionsFile !== undefined) this.#unsaved.push(f);
+      else this.#begin(f);
     } catch (err) {
       await fh.close().catch(() => {});
       this.#openFds--;
       this.#warnOnce(m.path, `cannot read ${m.path}: ${errorMessage(err)}; will retry`);
     }
+  }
+
+  #begin(f: Tracked): void {
+    if (this.#deps.enricher !== undefined) {
+      void this.#describe(f);
+      return;
+    }
+    f.ready = true;
+    this.#enqueue(f);
   }
 
   /**

@@ -40,6 +40,33 @@ describe('jsonObjectText', () => {
       '{"a":1.0,"id":12345678901234567890}',
       '{"a":1,"id":12345678901234567890}',
     ],
+    // A long number that prints back as its own text takes the plain parse; the bytes are the same.
+    ['long float that round-trips (zap ts)', '{"ts":1795334400.1234567}', '{"ts":1795334400.1234567}'],
+    ['exponent that round-trips', '{"x":1e+21,"y":-1.5e-7}', '{"x":1e+21,"y":-1.5e-7}'],
+    [
+      'round-tripping long number beside short ones',
+      '{"ts":1795334400.1234567,"a":1.0,"b":[2.50]}',
+      '{"ts":1795334400.1234567,"a":1,"b":[2.5]}',
+    ],
+    [
+      'round-tripping long number beside a big integer',
+      '{"ts":1795334400.1234567,"span":12345678901234567890}',
+      '{"ts":1795334400.1234567,"span":12345678901234567890}',
+    ],
+    // 15 digits in 16 characters: normalized alone, kept as text when a long number calls for the
+    // number-keeping parse (as before the round-trip check)
+    ['15 digits, 16 characters, alone', '{"x":1.50000000000000}', '{"x":1.5}'],
+    [
+      '15 digits, 16 characters, beside a big integer',
+      '{"x":1.50000000000000,"id":12345678901234567890}',
+      '{"x":1.50000000000000,"id":12345678901234567890}',
+    ],
+    [
+      '15 digits, 16 characters, beside a round-tripping long number',
+      '{"x":1.50000000000000,"ts":1795334400.1234567}',
+      '{"x":1.50000000000000,"ts":1795334400.1234567}',
+    ],
+    ['exponent with trailing zeros', '{"x":1.50e3}', '{"x":1.50e3}'],
     ['digits inside strings are text', '{"a":"12345678901234567890"}', '{"a":"12345678901234567890"}'],
     ['depth limit reached', nestedObjects(MAX_JSON_DEPTH), nestedObjects(MAX_JSON_DEPTH)],
   ])('%s', (_name, message, expected) => {
