@@ -1,0 +1,283 @@
+// The chaos harness: the built agent against a kubelet-style pods tree fed by writers with rotation
+// (rename + create, older rotated files gzipped, the oldest deleted), pods appearing and going away,
+// a fake Elasticsearch injecting faults, and the agent SIGKILLed or SIGTERMed at random moments.
+// At the end every line the writers wrote must be in Elasticsearch exactly once, in per-file order.
+import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { appendFile, mkdir, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { type FakeElasticsearch, startFakeElasticsearch } from '../fakes/fake-elasticsearch.ts';
+import { BIN, criLine, sleep, tempDir } from '../helpers/cli.ts';
+
+export interface ChaosOptions {
+  seed: number;
+  durationMs: number;
+  pods: number;
+  /** lines per second per pod */
+  rate: number;
+  /** a pod's 0.log is rotated past this size */
+  rotateBytes: number;
+  /** rotated files kept per container (older are deleted), the newest uncompressed, others gzipped */
+  keepRotated: number;
+  /** no kills, faults or pod churn: writers and rotation only (a baseline when a run fails) */
+  calm?: boolean;
+  log?: (line: string) => void;
+}
+
+export interface ChaosSummary {
+  seed: number;
+  written: number;
+  delivered: number;
+  duplicates: number;
+  lost: number;
+  outOfOrder: number;
+  restarts: number;
+  sigkills: number;
+  faults: number;
+  rotations: number;
+  peakRssMiB: number;
+  durationMs: number;
+}
+
+/** mulberry32: a seeded PRNG, so that a seed replays a run */
+export function rng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+const INDEX = 'logs-kubernetes.container_logs-default';
+
+interface Pod {
+  name: string;
+  dir: string;
+  seq: number;
+  rotations: number;
+  gone: boolean;
+}
+
+function uid(n: number): string {
+  const h = n.toString(16).padStart(8, '0');
+  return `${h}-5b7e-4d2a-9c1e-6a8b4f2d1e03`;
+}
+
+async function rotate(pod: Pod, keep: number): Promise<void> {
+  const live = join(pod.dir, '0.log');
+  pod.rotations++;
+  const stamp = `20261122-${String(pod.rotations).padStart(6, '0')}`;
+  await rename(live, `${live}.${stamp}`);
+  await writeFile(live, '');
+  const rotated = (await readdir(pod.dir)).filter((f) => f.startsWith('0.log.')).sort();
+  // kubelet: the newest rotated file stays plain, older ones are gzipped, beyond `keep` deleted
+  for (const f of rotated.slice(0, -1)) {
+    if (!f.endsWith('.gz')) execFileSync('gzip', ['-f', join(pod.dir, f)]);
+  }
+  const all = (await readdir(pod.dir)).filter((f) => f.startsWith('0.log.')).sort();
+  for (const f of all.slice(0, Math.max(0, all.length - keep))) await rm(join(pod.dir, f));
+}
+
+export async function runChaos(opts: ChaosOptions): Promise<ChaosSummary> {
+  const say = opts.log ?? (() => {});
+  const random = rng(opts.seed);
+  const started = Date.now();
+  const { dir, cleanup } = await tempDir('logferry-chaos-');
+  const podsDir = join(dir, 'pods');
+  const stateDir = join(dir, 'state');
+  const es: FakeElasticsearch = await startFakeElasticsearch({ maxContentLength: 2 * 1024 * 1024 });
+  const pods: Pod[] = [];
+  let podCount = 0;
+  const addPod = async () => {
+    const n = podCount++;
+    const p: Pod = {
+      name: `pod-${n}`,
+      dir: join(podsDir, `chaos_pod-${n}_${uid(n)}`, 'app'),
+      seq: 0,
+      rotations: 0,
+      gone: false,
+    };
+    await mkdir(p.dir, { recursive: true });
+    await writeFile(join(p.dir, '0.log'), '');
+    pods.push(p);
+  };
+  for (let i = 0; i < opts.pods; i++) await addPod();
+
+  let agent: ChildProcess | undefined;
+  let agentExit: Promise<number | null> | undefined;
+  let restarts = 0;
+  let sigkills = 0;
+  let faults = 0;
+  let peakRssKiB = 0;
+  const startAgent = () => {
+    agent = spawn(
+      process.execPath,
+      [
+        '--max-old-space-size=256',
+        '--max-semi-space-size=2',
+        ...(process.env.LOGFERRY_CHAOS_REPORTS
+          ? ['--report-on-fatalerror', `--report-directory=${process.env.LOGFERRY_CHAOS_REPORTS}`]
+          : []),
+        BIN,
+        'agent',
+        '--no-kube',
+        '--pods-dir',
+        podsDir,
+        '--state-dir',
+        stateDir,
+        '--es',
+        es.url,
+        '--http-addr',
+        '127.0.0.1:0',
+        '--flush-ms',
+        '200',
+        '--batch-bytes',
+        '4MiB',
+        '--retry-max-ms',
+        '1000',
+        '--es-timeout-ms',
+        '3000',
+        '--shutdown-timeout',
+        '3000',
+        '--poll-interval-ms',
+        '100',
+        '--rotate-grace-ms',
+        '500',
+      ],
+      { stdio: ['ignore', 'ignore', process.env.LOGFERRY_CHAOS_AGENT_STDERR ? 'inherit' : 'ignore'] },
+    );
+    const child = agent;
+    agentExit = new Promise((resolve) => child.on('close', (code) => resolve(code)));
+    restarts++;
+  };
+  const rssTimer = setInterval(async () => {
+    if (agent?.pid === undefined) return;
+    try {
+      const status = await readFile(`/proc/${agent.pid}/status`, 'utf8');
+      peakRssKiB = Math.max(peakRssKiB, Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0));
+    } catch {
+      // between restarts
+    }
+  }, 200);
+
+  let writing = true;
+  const writer = (async () => {
+    const tick = 50;
+    while (writing) {
+      for (const p of pods) {
+        if (p.gone) continue;
+        const n = Math.max(1, Math.round((opts.rate * tick) / 1000));
+        let text = '';
+        for (let i = 0; i < n; i++) {
+          text += criLine(p.seq, `pod=${p.name} seq=${p.seq} ${'c'.repeat(Math.floor(random() * 150))}`);
+          p.seq++;
+        }
+        const live = join(p.dir, '0.log');
+        await appendFile(live, text);
+        if ((await stat(live)).size > opts.rotateBytes) await rotate(p, opts.keepRotated);
+      }
+      await sleep(tick);
+    }
+  })();
+
+  const deliveredOf = (p: Pod) =>
+    es.docs(INDEX).filter((d) => String(d.source.message).startsWith(`pod=${p.name} `));
+
+  startAgent();
+  const end = started + opts.durationMs;
+  while (Date.now() < end) {
+    await sleep(500 + random() * 2500);
+    const r = opts.calm ? 2 : random();
+    if (r < 0.25) {
+      sigkills++;
+      say(`chaos: SIGKILL the agent`);
+      agent?.kill('SIGKILL');
+      await agentExit;
+      await sleep(random() * 500);
+      startAgent();
+    } else if (r < 0.4) {
+      say(`chaos: SIGTERM the agent`);
+      agent?.kill('SIGTERM');
+      await agentExit;
+      startAgent();
+    } else if (r < 0.75) {
+      faults++;
+      const kind = Math.floor(random() * 5);
+      const ms = 500 + Math.floor(random() * 3000);
+      say(`chaos: fault ${['outage', '429 storm', 'item 429', 'latency', 'reset'][kind]} for ${ms} ms`);
+      if (kind === 0) void es.outage(ms);
+      else if (kind === 1) es.fault({ kind: 'status', status: 429, forMs: ms });
+      else if (kind === 2)
+        es.fault({ kind: 'item-status', status: 429, ratio: 0.3, seed: opts.seed, forMs: ms });
+      else if (kind === 3) es.fault({ kind: 'latency', ms: 300, forMs: ms });
+      else es.fault({ kind: 'reset', after: random() < 0.5 ? 'receive' : 'process', count: 3 });
+    } else if (r < 0.85) {
+      say('chaos: a new pod');
+      await addPod();
+    } else if (r <= 1) {
+      // a pod goes away once what it wrote is delivered (kubelet deletes the directory of a deleted pod)
+      const p = pods.find((x) => !x.gone && x.seq > 0);
+      if (p !== undefined && deliveredOf(p).length >= p.seq) {
+        say(`chaos: ${p.name} goes away`);
+        p.gone = true;
+        await rm(join(p.dir, '..'), { recursive: true, force: true });
+      }
+    }
+  }
+  writing = false;
+  await writer;
+  es.clearFaults();
+  const written = pods.reduce((n, p) => n + p.seq, 0);
+  const deadline = Date.now() + 60_000;
+  while (es.count(INDEX) < written && Date.now() < deadline) await sleep(250);
+  await sleep(1000);
+  agent?.kill('SIGTERM');
+  await agentExit;
+  clearInterval(rssTimer);
+
+  const docs = es.docs(INDEX);
+  const seen = new Map<string, number>();
+  let outOfOrder = 0;
+  const lastByFile = new Map<string, { seq: number; offset: number }>();
+  for (const d of docs) {
+    const m = /^pod=(\S+) seq=(\d+)/.exec(String(d.source.message));
+    if (m === null) continue;
+    const key = `${m[1]}:${m[2]}`;
+    seen.set(key, (seen.get(key) ?? 0) + 1);
+    // per file (the _id's prefix is the file id), a later line has a later offset
+    const file = d.id.slice(0, d.id.lastIndexOf('-'));
+    const offset = (d.source.log as { offset: number }).offset;
+    const seq = Number(m[2]);
+    const prev = lastByFile.get(file);
+    if (prev !== undefined && seq > prev.seq && offset <= prev.offset) outOfOrder++;
+    if (prev === undefined || seq > prev.seq) lastByFile.set(file, { seq, offset });
+  }
+  let lost = 0;
+  let duplicates = 0;
+  for (const p of pods) {
+    for (let i = 0; i < p.seq; i++) {
+      const c = seen.get(`${p.name}:${i}`) ?? 0;
+      if (c === 0) lost++;
+      if (c > 1) duplicates += c - 1;
+    }
+  }
+  const summary: ChaosSummary = {
+    seed: opts.seed,
+    written,
+    delivered: docs.length,
+    duplicates,
+    lost,
+    outOfOrder,
+    restarts: restarts - 1,
+    sigkills,
+    faults,
+    rotations: pods.reduce((n, p) => n + p.rotations, 0),
+    peakRssMiB: Math.round(peakRssKiB / 1024),
+    durationMs: Date.now() - started,
+  };
+  await es.close();
+  await cleanup();
+  return summary;
+}
