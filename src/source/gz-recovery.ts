@@ -109,19 +109,21 @@ export async function recoverGz(path: string, entry: CheckpointEntry, deps: GzRe
     base += res.consumed;
   };
 
+  // the checkpoint entry moves while this runs (acknowledgements); where to start is fixed now
+  const startOffset = entry.offset;
   const stream = createReadStream(path).pipe(createGunzip());
   let read = 0;
   try {
     for await (const chunk of stream as AsyncIterable<Buffer>) {
       if (deps.stopped()) break;
       let c = chunk;
-      if (pos + c.length <= entry.offset) {
+      if (pos + c.length <= startOffset) {
         pos += c.length;
         continue;
       }
-      if (pos < entry.offset) {
-        c = c.subarray(entry.offset - pos);
-        pos = entry.offset;
+      if (pos < startOffset) {
+        c = c.subarray(startOffset - pos);
+        pos = startOffset;
       }
       pos += c.length;
       while (c.length > 0) {
