@@ -24,6 +24,8 @@ export interface CheckpointEntry {
   continuation?: ContinuationState | undefined;
   /** ms since epoch when the entry was last matched to a file on disk */
   seenMs: number;
+  /** the inode's birth time when known: a reused inode has another */
+  birthMs?: number | undefined;
 }
 
 export interface LoadResult {

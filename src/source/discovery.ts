@@ -25,6 +25,8 @@ export interface Match {
   dev: number;
   ino: number;
   size: number;
+  /** the inode's birth time (statx btime), 0 where the file system does not report it */
+  birthMs: number;
 }
 
 /**
@@ -54,7 +56,7 @@ export async function expandPatterns(patterns: readonly string[]): Promise<Match
         const key = `${st.dev}:${st.ino}`;
         if (seen.has(key)) continue;
         seen.add(key);
-        out.push({ path, dev: st.dev, ino: st.ino, size: st.size });
+        out.push({ path, dev: st.dev, ino: st.ino, size: st.size, birthMs: st.birthtimeMs || 0 });
       } catch {
         // vanished between listing and stat, or unreadable: the next scan sees it again
       }

@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import type { FileHandle } from 'node:fs/promises';
 
 /**
@@ -32,10 +32,19 @@ export async function fingerprintFile(fh: FileHandle, window = FINGERPRINT_WINDO
 }
 
 /**
- * A file's id for document ids: its device, inode and fingerprint when first seen, so two files
- * with identical first lines (a crash-looping container's restarts) never share ids. It is stored in
- * the checkpoint and reused when the file is recognised again, so re-sends keep their ids.
+ * A file's id for document ids. It must differ between two files that ever had the same device and
+ * inode (inodes are reused at once on ext4 and xfs) and stay the same for one file across restarts:
+ * the inode's birth time does both. Where the file system reports none, the fingerprint of the first
+ * KiB does when the file had that much when first seen; a shorter file (an empty new log file, whose
+ * fingerprint is every empty file's) gets a random part. The id is saved in the checkpoint before
+ * any document carrying it is sent, so a restart reuses it.
  */
-export function fileId(dev: number, ino: number, fingerprint: string): string {
-  return createHash('sha256').update(`${dev}:${ino}:${fingerprint}`).digest('hex').slice(0, 24);
+export function fileId(dev: number, ino: number, birthMs: number, fp: Fingerprint): string {
+  const basis =
+    birthMs > 0
+      ? `${dev}:${ino}:b${birthMs}`
+      : fp.fingerprintBytes >= FINGERPRINT_WINDOW
+        ? `${dev}:${ino}:f${fp.fingerprint}`
+        : `${dev}:${ino}:r${randomBytes(8).toString('hex')}`;
+  return createHash('sha256').update(basis).digest('hex').slice(0, 24);
 }

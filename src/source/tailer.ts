@@ -71,6 +71,8 @@ interface Tracked {
   /** budget bytes this file holds for its current tracker */
   held: number;
   verify: Fingerprint;
+  /** the inode's birth time (0: not reported), kept in the checkpoint to tell a reused inode apart */
+  birthMs: number;
   state: FileState;
   deleted: boolean;
   goneSinceMs: number;
@@ -280,6 +282,7 @@ export class Tailer {
       format: f.processor.format,
       continuation: f.tracker.continuation,
       seenMs: now,
+      ...(f.birthMs > 0 ? { birthMs: f.birthMs } : {}),
     };
   }
 
@@ -424,10 +427,11 @@ export class Tailer {
       const fp = await fingerprintFile(fh);
       const known = this.#known.get(key);
       let start = 0;
-      let id = fileId(m.dev, m.ino, fp.fingerprint);
+      let id = fileId(m.dev, m.ino, m.birthMs, fp);
       let format = undefined as CheckpointEntry['format'];
       let continuation: ContinuationState | undefined;
-      const isNew = !(known !== undefined && (await this.#matches(fh, fp, known)));
+      const sameInode = known !== undefined && !(known.birthMs && m.birthMs && known.birthMs !== m.birthMs);
+      const isNew = !(sameInode && known !== undefined && (await this.#matches(fh, fp, known)));
       if (!isNew && known !== undefined) {
         id = known.id;
         format = known.format;
@@ -462,6 +466,7 @@ export class Tailer {
         tracker: undefined as unknown as AckTracker,
         held: 0,
         verify: fp,
+        birthMs: m.birthMs,
         state: 'active',
         deleted: false,
         goneSinceMs: 0,

@@ -36,6 +36,8 @@ export interface ChaosSummary {
   rotations: number;
   peakRssMiB: number;
   durationMs: number;
+  /** missing sequence ranges per pod (at most 10), to see whether a loss is one file or scattered */
+  lostRanges: string[];
 }
 
 /** mulberry32: a seeded PRNG, so that a seed replays a run */
@@ -256,10 +258,18 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosSummary> {
   }
   let lost = 0;
   let duplicates = 0;
+  const lostRanges: string[] = [];
   for (const p of pods) {
-    for (let i = 0; i < p.seq; i++) {
-      const c = seen.get(`${p.name}:${i}`) ?? 0;
-      if (c === 0) lost++;
+    let from = -1;
+    for (let i = 0; i <= p.seq; i++) {
+      const c = i === p.seq ? 1 : (seen.get(`${p.name}:${i}`) ?? 0);
+      if (c === 0) {
+        lost++;
+        if (from < 0) from = i;
+      } else if (from >= 0) {
+        if (lostRanges.length < 10) lostRanges.push(`${p.name}:${from}-${i - 1}`);
+        from = -1;
+      }
       if (c > 1) duplicates += c - 1;
     }
   }
@@ -276,6 +286,7 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosSummary> {
     rotations: pods.reduce((n, p) => n + p.rotations, 0),
     peakRssMiB: Math.round(peakRssKiB / 1024),
     durationMs: Date.now() - started,
+    lostRanges,
   };
   await es.close();
   await cleanup();
