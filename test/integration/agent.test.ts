@@ -394,6 +394,41 @@ describe('logferry agent', () => {
     expect(sources().map((d) => d.message)).not.toContain('written before the first start');
   });
 
+  it.each([
+    ['garbage', (k: FakeKubernetes) => k.setGarbage(true)],
+    ['a response that never ends', (k: FakeKubernetes) => k.setHang(true)],
+  ])(
+    'an API server sending %s: lines still ship with path metadata, readiness says why',
+    async (_label, hostile) => {
+      hostile(kube);
+      await podLog('shop', 'h', '88888888-5b7e-4d2a-9c1e-6a8b4f2d1e88', 'app', [
+        criLine(1, 'despite the API'),
+      ]);
+      const agent = startAgent(['--kube-pod-wait-ms', '300']);
+      const url = await agent.url();
+      await es.waitForCount(1, { index: INDEX });
+      expect(sources()[0]).toMatchObject({ message: 'despite the API', kubernetes: { namespace: 'shop' } });
+      const ready = await fetch(`${url}/readyz`);
+      expect(ready.status).toBe(503);
+      expect((await fetch(`${url}/healthz`)).status).toBe(200);
+      agent.child.kill('SIGTERM');
+      expect(await agent.exited).toBe(0);
+    },
+  );
+
+  it('a pod with 10,000 labels with odd characters is shipped with every label, de-dotted', async () => {
+    const labels: Record<string, string> = {};
+    for (let i = 0; i < 10_000; i++) labels[`team.example.com/k${i}`] = `v"${i}\\é`;
+    const uid = '99999999-5b7e-4d2a-9c1e-6a8b4f2d1e99';
+    kube.addPod(makePod({ name: 'many', namespace: 'shop', nodeName: NODE, uid, labels }));
+    await podLog('shop', 'many', uid, 'app', [criLine(1, 'labelled')]);
+    const res = await runCli([...agentArgs(), '--once']);
+    expect(res.code).toBe(0);
+    const got = sources()[0]!.kubernetes.labels as Record<string, string>;
+    expect(Object.keys(got)).toHaveLength(10_000);
+    expect(got['team_example_com/k9999']).toBe('v"9999\\é');
+  });
+
   it('refuses a second agent on the same state directory', async () => {
     const agent = startAgent();
     await agent.url();

@@ -308,6 +308,37 @@ describe('faults (fake Elasticsearch)', () => {
     expect(fake.count('logs-logferry.dlq-default')).toBe(1);
   });
 
+  it('credentials in an Elasticsearch URL never reach the logs', async () => {
+    const log = join(dir, '0.log');
+    await writeFile(log, criLine(1, 'x'));
+    await fake.stop();
+    const url = new URL(fake.url);
+    const child = spawn(
+      process.execPath,
+      [
+        BIN,
+        'tail',
+        '--from-beginning',
+        '--retry-max-ms',
+        '200',
+        '--es',
+        `http://elastic:s3cr3t-pw@${url.host}`,
+        log,
+      ],
+      { stdio: ['ignore', 'ignore', 'pipe'] },
+    );
+    let stderr = '';
+    child.stderr.setEncoding('utf8').on('data', (d: string) => {
+      stderr += d;
+    });
+    await sleep(2000);
+    child.kill('SIGKILL');
+    await new Promise((r) => child.on('close', r));
+    await fake.restart();
+    expect(stderr).toMatch(/cannot reach Elasticsearch/);
+    expect(stderr).not.toContain('s3cr3t-pw');
+  });
+
   it('per-item 429s are retried item by item until everything is stored', async () => {
     fake.fault({ kind: 'item-status', status: 429, every: 3, count: 300 });
     const log = join(dir, '0.log');
