@@ -7,6 +7,7 @@ import { appendFile, mkdir, readdir, readFile, rename, rm, stat, writeFile } fro
 import { join } from 'node:path';
 import { type FakeElasticsearch, startFakeElasticsearch } from '../fakes/fake-elasticsearch.ts';
 import { BIN, criLine, sleep, tempDir } from '../helpers/cli.ts';
+import { rng } from '../helpers/random.ts';
 
 export interface ChaosOptions {
   seed: number;
@@ -38,18 +39,6 @@ export interface ChaosSummary {
   durationMs: number;
   /** missing sequence ranges per pod (at most 10), to see whether a loss is one file or scattered */
   lostRanges: string[];
-}
-
-/** mulberry32: a seeded PRNG, so that a seed replays a run */
-export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 const INDEX = 'logs-kubernetes.container_logs-default';

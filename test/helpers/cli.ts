@@ -169,3 +169,16 @@ export function criLine(i: number, msg: string, stream = 'stdout', tag = 'F'): s
   const ns = String(i % 1_000_000_000).padStart(9, '0');
   return `2026-11-22T01:02:03.${ns}Z ${stream} ${tag} ${msg}\n`;
 }
+
+/** Runs the CLI for `ms`, then SIGKILLs it; resolves with what it wrote on stderr (for log checks). */
+export async function stderrOfRun(args: string[], ms: number): Promise<string> {
+  const child = spawn(process.execPath, [BIN, ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
+  let stderr = '';
+  child.stderr.setEncoding('utf8').on('data', (d: string) => {
+    stderr += d;
+  });
+  await sleep(ms);
+  child.kill('SIGKILL');
+  await new Promise((r) => child.on('close', r));
+  return stderr;
+}

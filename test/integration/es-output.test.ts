@@ -8,7 +8,7 @@ import { Client } from '@elastic/elasticsearch';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { templateName } from '../../src/sink/elasticsearch/templates.ts';
 import { type FakeElasticsearch, startFakeElasticsearch } from '../fakes/fake-elasticsearch.ts';
-import { BIN, criLine, runCli, sleep, tempDir } from '../helpers/cli.ts';
+import { BIN, criLine, runCli, sleep, stderrOfRun, tempDir } from '../helpers/cli.ts';
 
 let dir: string;
 let cleanup: () => Promise<void>;
@@ -313,10 +313,8 @@ describe('faults (fake Elasticsearch)', () => {
     await writeFile(log, criLine(1, 'x'));
     await fake.stop();
     const url = new URL(fake.url);
-    const child = spawn(
-      process.execPath,
+    const stderr = await stderrOfRun(
       [
-        BIN,
         'tail',
         '--from-beginning',
         '--retry-max-ms',
@@ -325,15 +323,8 @@ describe('faults (fake Elasticsearch)', () => {
         `http://elastic:s3cr3t-pw@${url.host}`,
         log,
       ],
-      { stdio: ['ignore', 'ignore', 'pipe'] },
+      2000,
     );
-    let stderr = '';
-    child.stderr.setEncoding('utf8').on('data', (d: string) => {
-      stderr += d;
-    });
-    await sleep(2000);
-    child.kill('SIGKILL');
-    await new Promise((r) => child.on('close', r));
     await fake.restart();
     expect(stderr).toMatch(/cannot reach Elasticsearch/);
     expect(stderr).not.toContain('s3cr3t-pw');

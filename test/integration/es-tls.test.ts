@@ -1,12 +1,12 @@
 // TLS to Elasticsearch: a CA that does not match is a clear, retried error; the right CA works.
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import { createServer, type Server } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { BIN, criLine, runCli, sleep, tempDir } from '../helpers/cli.ts';
+import { criLine, runCli, stderrOfRun, tempDir } from '../helpers/cli.ts';
 
 let dir: string;
 let cleanup: () => Promise<void>;
@@ -105,10 +105,8 @@ describe.skipIf(!openssl)('TLS', () => {
     expect(ok.stderr).toMatch(/1 stored/);
     expect(es.stored()).toBe(1);
 
-    const child = spawn(
-      process.execPath,
+    const stderr = await stderrOfRun(
       [
-        BIN,
         'tail',
         '--from-beginning',
         '--retry-max-ms',
@@ -119,15 +117,8 @@ describe.skipIf(!openssl)('TLS', () => {
         otherCa.cert,
         log,
       ],
-      { stdio: ['ignore', 'ignore', 'pipe'] },
+      2000,
     );
-    let stderr = '';
-    child.stderr.setEncoding('utf8').on('data', (d: string) => {
-      stderr += d;
-    });
-    await sleep(2000);
-    child.kill('SIGKILL');
-    await new Promise((r) => child.on('close', r));
     expect(stderr).toMatch(/cannot reach Elasticsearch: .*(self[- ]signed|certificate|verify)/i);
     expect(stderr.split('\n').filter((l) => l.includes('cannot reach'))).toHaveLength(1);
     expect(es.stored()).toBe(1);

@@ -3,6 +3,7 @@ import { appendFile, open, readFile, rename, writeFile } from 'node:fs/promises'
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { BIN, criLine, type Doc, parseDocs, sleep, tempDir } from '../helpers/cli.ts';
+import { rng } from '../helpers/random.ts';
 
 let dir: string;
 let cleanup: () => Promise<void>;
@@ -13,18 +14,6 @@ beforeEach(async () => {
 afterEach(async () => {
   await cleanup();
 });
-
-/** mulberry32: a seeded PRNG so that a failing run can be replayed */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 async function startAgent(args: string[], outFile: string) {
   const out = await open(outFile, 'a');
