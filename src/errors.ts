@@ -28,3 +28,8 @@ export function errorMessage(err: unknown): string {
   }
   return String(err);
 }
+
+/** Hides `user:password@` in any URL quoted in a text, before it is logged or shown in /status. */
+export function redactCredentials(text: string): string {
+  return text.replace(/\/\/[^/@\s]+@/g, '//***@');
+}

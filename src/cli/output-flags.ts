@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs';
-import { UsageError } from '../errors.ts';
+import { redactCredentials, UsageError } from '../errors.ts';
 import type { Sink } from '../pipeline/types.ts';
 import type { ConnectionOptions } from '../sink/elasticsearch/client.ts';
 import { IndexTemplate, validateIndexName } from '../sink/elasticsearch/encode.ts';
@@ -105,9 +105,7 @@ export function outputConfig(v: Values, defaultIndex: string, hostName: string):
     try {
       u = new URL(n);
     } catch {
-      throw new UsageError(
-        `--es: '${n.replace(/\/\/[^/@]*@/, '//***@')}' is not a URL; use e.g. http://127.0.0.1:9200`,
-      );
+      throw new UsageError(`--es: '${redactCredentials(n)}' is not a URL; use e.g. http://127.0.0.1:9200`);
     }
     if (u.protocol !== 'http:' && u.protocol !== 'https:') {
       throw new UsageError(`--es: '${u.protocol}' URLs are not supported; use http:// or https://`);

@@ -17,20 +17,6 @@ export interface ConnectionOptions {
   pipeline?: string | undefined;
 }
 
-/** Removes credentials from a URL so it can be logged. */
-export function redactUrl(url: string): string {
-  try {
-    const u = new URL(url);
-    if (u.username !== '' || u.password !== '') {
-      u.username = '***';
-      u.password = '';
-    }
-    return u.toString().replace('***@', '***@');
-  } catch {
-    return '<invalid url>';
-  }
-}
-
 export function createClient(opts: ConnectionOptions): Client {
   const auth =
     opts.apiKey !== undefined

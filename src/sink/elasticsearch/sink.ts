@@ -1,4 +1,4 @@
-import { errorMessage } from '../../errors.ts';
+import { errorMessage, redactCredentials } from '../../errors.ts';
 import type { RecordBatch, Sink } from '../../pipeline/types.ts';
 import type { Logger } from '../../telemetry/logger.ts';
 import { SinkCounters } from '../counters.ts';
@@ -468,7 +468,7 @@ export class ElasticsearchSink implements Sink {
   /** A fault is logged once when the state changes, not once per retry. */
   #trouble(state: OutputState, raw: string): void {
     // connection errors can quote a node URL: never let credentials in one reach a log
-    const message = raw.replace(/\/\/[^/@\s]+@/g, '//***@');
+    const message = redactCredentials(raw);
     this.#lastError = message;
     if (this.#state === state) return;
     this.#state = state;

@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { redactCredentials } from '../../../../src/errors.ts';
 import { backoffMs } from '../../../../src/sink/elasticsearch/backoff.ts';
 import { bulkItems, classifyItem, classifyRequest } from '../../../../src/sink/elasticsearch/response.ts';
 
@@ -66,5 +67,18 @@ describe('backoffMs (full jitter)', () => {
     [5, 0, 0],
   ])('attempt %i, random %f -> %i', (attempt, r, expected) => {
     expect(backoffMs(attempt, 100, 30_000, () => r)).toBe(expected);
+  });
+});
+
+describe('redactCredentials', () => {
+  it.each([
+    [
+      'connect ECONNREFUSED http://elastic:pw@127.0.0.1:9200/_bulk',
+      'connect ECONNREFUSED http://***@127.0.0.1:9200/_bulk',
+    ],
+    ['https://user@es.example.com and http://a:b@c', 'https://***@es.example.com and http://***@c'],
+    ['no url here', 'no url here'],
+  ])('%s', (text, expected) => {
+    expect(redactCredentials(text)).toBe(expected);
   });
 });
