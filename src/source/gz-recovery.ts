@@ -1,4 +1,5 @@
 import { createReadStream } from 'node:fs';
+import { open } from 'node:fs/promises';
 import { createGunzip } from 'node:zlib';
 import { documentContext } from '../encode/document.ts';
 import { FileProcessor, type ProcessorEvents } from '../parse/file-processor.ts';
@@ -23,6 +24,21 @@ export async function gzFingerprint(path: string, bytes: number): Promise<Finger
     stream.destroy();
   }
   return fingerprintBytes(head, got);
+}
+
+/** The uncompressed size modulo 2^32 from a gzip file's trailer (ISIZE), or undefined. */
+export async function gzUncompressedSize(path: string): Promise<number | undefined> {
+  const fh = await open(path, 'r').catch(() => undefined);
+  if (fh === undefined) return undefined;
+  try {
+    const { size } = await fh.stat();
+    if (size < 18) return undefined;
+    const buf = Buffer.alloc(4);
+    await fh.read(buf, 0, 4, size - 4);
+    return buf.readUInt32LE(0);
+  } finally {
+    await fh.close();
+  }
 }
 
 export interface GzRecoveryDeps {

@@ -17,7 +17,7 @@ import { AckTracker, type ContinuationState } from './ack-tracker.ts';
 import { type CheckpointEntry, entryKey, loadPositions, savePositions } from './checkpointer.ts';
 import { expandPatterns, globBase, type Match } from './discovery.ts';
 import { FINGERPRINT_WINDOW, type Fingerprint, fileId, fingerprintFile } from './fingerprint.ts';
-import { gzFingerprint, recoverGz } from './gz-recovery.ts';
+import { gzFingerprint, gzUncompressedSize, recoverGz } from './gz-recovery.ts';
 
 export interface TailerOptions {
   patterns: string[];
@@ -120,6 +120,7 @@ export class Tailer {
   /** gzipped rotated files already looked at (by key), and recoveries from them under way */
   readonly #gzSeen = new Set<string>();
   #recovering = 0;
+  #gzChain: Promise<void> = Promise.resolve();
   /** new files waiting for their id to be saved before they are read */
   #unsaved: Tracked[] = [];
   readonly #warnedPaths = new Set<string>();
@@ -373,11 +374,25 @@ export class Tailer {
     }
     if (match === undefined) return;
     const entry = match;
+    // gzip's trailer holds the uncompressed size (mod 4 GiB): a file read to its end needs no pass
+    const size = await gzUncompressedSize(path);
+    if (size !== undefined && size < 2 ** 32 - 1 && entry.offset >= size) return;
     this.#recovering++;
+    // one recovery at a time: each holds a read buffer and a decompressor, and a node can have
+    // hundreds of rotated files after a long outage
+    this.#gzChain = this.#gzChain.then(() => this.#recover(path, entry));
+  }
+
+  async #recover(path: string, entry: CheckpointEntry): Promise<void> {
+    if (this.#stopped) {
+      this.#recovering--;
+      this.#checkIdle();
+      return;
+    }
     this.#deps.events.warn(
       `${path}: a file rotated and compressed while logferry was stopped; reading it from offset ${entry.offset}`,
     );
-    recoverGz(path, entry, {
+    await recoverGz(path, entry, {
       budget: this.#deps.budget,
       sink: this.#deps.sink,
       events: this.#deps.events,
