@@ -3,6 +3,8 @@
 // Faults run on the real clock even when a test installs fake timers: the fake answers real sockets, so "429 for
 // 10 s" must mean ten seconds of wall time. The references below are taken when this module loads, before any
 // test can replace the globals.
+import { rng } from '../helpers/random.ts';
+
 const realNow = Date.now;
 const realSetTimeout = globalThis.setTimeout;
 const realClearTimeout = globalThis.clearTimeout;
@@ -78,7 +80,8 @@ class Fault implements FaultHandle {
       this.#timer = realSetTimeout(() => this.clear(), Math.max(0, this.expiresAt - realNow()));
       this.#timer.unref?.();
     }
-    this.#random = mulberry32(spec.kind === 'item-status' ? (spec.seed ?? 1) : 1);
+    // seeded, so a ratio fault rejects the same items on every run
+    this.#random = rng(spec.kind === 'item-status' ? (spec.seed ?? 1) : 1);
   }
 
   get active(): boolean {
@@ -107,18 +110,6 @@ class Fault implements FaultHandle {
     const every = this.spec.every ?? 1;
     return n % every === 0;
   }
-}
-
-// Small deterministic generator so a ratio fault rejects the same items on every run.
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 export class FaultBoard {
