@@ -19,6 +19,8 @@ const FLAG_NAMES: ReadonlyArray<readonly [number, string]> = [
   [RecordFlag.Split, 'split'],
   [RecordFlag.Partial, 'partial'],
   [RecordFlag.Incomplete, 'incomplete'],
+  [RecordFlag.Multiline, 'multiline'],
+  [RecordFlag.Truncated, 'truncated'],
 ];
 
 const flagsCache = new Map<number, string>();

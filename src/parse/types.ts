@@ -43,6 +43,10 @@ export const RecordFlag = {
   Partial: 8,
   /** emitted without its final newline (file rotated away / deleted / truncated) */
   Incomplete: 16,
+  /** several physical records grouped by a multiline rule (a stack trace) */
+  Multiline: 32,
+  /** the message was cut to the record-size limit */
+  Truncated: 64,
 } as const;
 
 /** A logical record: one or more physical lines joined, ready to be encoded. */

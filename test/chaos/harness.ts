@@ -19,6 +19,8 @@ export interface ChaosOptions {
   rotateBytes: number;
   /** rotated files kept per container (older are deleted), the newest uncompressed, others gzipped */
   keepRotated: number;
+  /** live pods never exceed this (pod churn adds pods up to it); default 2 × pods */
+  maxPods?: number;
   /** no kills, faults or pod churn: writers and rotation only (a baseline when a run fails) */
   calm?: boolean;
   log?: (line: string) => void;
@@ -48,6 +50,8 @@ interface Pod {
   dir: string;
   seq: number;
   rotations: number;
+  /** no longer written; removed once everything it wrote is delivered */
+  stopping: boolean;
   gone: boolean;
 }
 
@@ -88,6 +92,7 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosSummary> {
       dir: join(podsDir, `chaos_pod-${n}_${uid(n)}`, 'app'),
       seq: 0,
       rotations: 0,
+      stopping: false,
       gone: false,
     };
     await mkdir(p.dir, { recursive: true });
@@ -158,7 +163,7 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosSummary> {
     const tick = 50;
     while (writing) {
       for (const p of pods) {
-        if (p.gone) continue;
+        if (p.gone || p.stopping) continue;
         const n = Math.max(1, Math.round((opts.rate * tick) / 1000));
         let text = '';
         for (let i = 0; i < n; i++) {
@@ -173,8 +178,13 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosSummary> {
     }
   })();
 
-  const deliveredOf = (p: Pod) =>
-    es.docs(INDEX).filter((d) => String(d.source.message).startsWith(`pod=${p.name} `));
+  const deliveredOf = (p: Pod) => {
+    const prefix = `pod=${p.name} `;
+    let n = 0;
+    for (const d of es.docs(INDEX)) if (String(d.source.message).startsWith(prefix)) n++;
+    return n;
+  };
+  const maxPods = opts.maxPods ?? opts.pods * 2;
 
   startAgent();
   const end = started + opts.durationMs;
@@ -205,12 +215,21 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosSummary> {
       else if (kind === 3) es.fault({ kind: 'latency', ms: 300, forMs: ms });
       else es.fault({ kind: 'reset', after: random() < 0.5 ? 'receive' : 'process', count: 3 });
     } else if (r < 0.85) {
-      say('chaos: a new pod');
-      await addPod();
+      if (pods.filter((p) => !p.gone).length < maxPods) {
+        say('chaos: a new pod');
+        await addPod();
+      }
     } else if (r <= 1) {
-      // a pod goes away once what it wrote is delivered (kubelet deletes the directory of a deleted pod)
-      const p = pods.find((x) => !x.gone && x.seq > 0);
-      if (p !== undefined && deliveredOf(p).length >= p.seq) {
+      // a pod stops writing (it is deleted); kubelet removes its directory later, here once what it
+      // wrote is delivered (a directory removed earlier would lose lines by design, not by the agent)
+      const p = pods.find((x) => !x.gone && !x.stopping && x.seq > 0);
+      if (p !== undefined) {
+        say(`chaos: ${p.name} stops`);
+        p.stopping = true;
+      }
+    }
+    for (const p of pods) {
+      if (p.stopping && !p.gone && deliveredOf(p) >= p.seq) {
         say(`chaos: ${p.name} goes away`);
         p.gone = true;
         await rm(join(p.dir, '..'), { recursive: true, force: true });
