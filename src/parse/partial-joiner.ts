@@ -31,6 +31,12 @@ interface Pending {
   flags: number;
   /** pieces already emitted, so also the number of the current one */
   part: number;
+  /**
+   * The current piece reached maxBytes and ends at a character boundary: it is complete, but held
+   * until the next fragment shows whether the record goes on, so that a file ending right here
+   * still marks it incomplete (see emitHeld).
+   */
+  full: boolean;
 }
 
 const STDOUT = 0;
@@ -84,6 +90,7 @@ export class PartialJoiner {
 
     const slot = slotOf(line.stream);
     let p = this.slots[slot];
+    if (p?.full) this.emitHeld(p, out, 0);
     if (line.partial) {
       if (p === undefined) {
         p = {
@@ -96,6 +103,7 @@ export class PartialJoiner {
           resumeAt: offset,
           flags: 0,
           part: 0,
+          full: false,
         };
         this.slots[slot] = p;
       } else if (p.offset < 0) {
@@ -150,6 +158,10 @@ export class PartialJoiner {
     const pending = this.slots.filter((p): p is Pending => p !== undefined && p.offset >= 0);
     pending.sort((a, b) => a.offset - b.offset);
     for (const p of pending) {
+      if (p.full) {
+        this.emitHeld(p, out, RecordFlag.Incomplete);
+        continue;
+      }
       const flags = RecordFlag.Partial | RecordFlag.Incomplete | (p.part > 0 ? RecordFlag.Split : 0);
       out.push(decoded(p, joined(p), p.bytes, flags));
     }
@@ -163,6 +175,19 @@ export class PartialJoiner {
     this.slots[NO_STREAM] = undefined;
   }
 
+  /** Emits a held full piece (with `extra` flags) and leaves the record with no bytes pending. */
+  private emitHeld(p: Pending, out: LogRecord[], extra: number): void {
+    const bytes = joined(p);
+    out.push(decoded(p, bytes, bytes.length, RecordFlag.Split | RecordFlag.Partial | extra));
+    p.full = false;
+    p.part++;
+    p.flags = 0;
+    p.chunks = [];
+    p.chunkOffsets = [];
+    p.bytes = 0;
+    p.offset = -1;
+  }
+
   private emitPiece(p: Pending, out: LogRecord[]): void {
     const bytes = joined(p);
     let cut = completeEnd(bytes, 0, bytes.length);
@@ -173,16 +198,13 @@ export class PartialJoiner {
     // character starts in. A single fragment holding the whole piece leaves no distinct offset: then
     // the character is cut (flagged invalid_utf8).
     if (cut < bytes.length && p.chunks.length === 1) cut = bytes.length;
+    if (cut === bytes.length) {
+      p.full = true;
+      return;
+    }
     out.push(decoded(p, bytes, cut, RecordFlag.Split | RecordFlag.Partial));
     p.part++;
     p.flags = 0;
-    if (cut === bytes.length) {
-      p.chunks = [];
-      p.chunkOffsets = [];
-      p.bytes = 0;
-      p.offset = -1;
-      return;
-    }
     // The unfinished character opens the next piece, and the checkpoint stays before the line
     // holding its first byte: those bytes are not delivered yet.
     p.resumeAt = p.chunkOffsets[chunkAt(p, bytes.length, cut)]!;

@@ -209,16 +209,20 @@ describe('FileProcessor: CRI P run at the end of a file', () => {
       `${T} stdout P ${'a'.repeat(20)}\n${T} stdout P ${'b'.repeat(20)}\n${T} stdout P ${'c'.repeat(n)}\n`,
     );
 
-  // BUG: PartialJoiner.emitPiece, when the joined bytes reach maxBytes and the cut falls at their
-  // end, sets the pending piece's offset to -1; drain() skips pendings with offset < 0, so a file
-  // that ends there never marks the record incomplete. Input: three CRI P lines with messages of
-  // 20, 20 and 24 bytes (64 joined) and no F line, maxLineBytes 64, final. Expected: the record
-  // marked 'incomplete' (as with 23 bytes in the third fragment: one document flagged partial,
-  // incomplete). Actual: one document flagged ['split', 'partial'] part 0, no 'incomplete', and
-  // nothing says the record ended without its F line. No bytes are lost.
-  it.skip('BUG: the record is marked incomplete when the joined bytes end exactly at maxLineBytes', () => {
+  // Was a bug: when the joined bytes reached maxLineBytes with the cut at their end, the piece was
+  // emitted at once and a file ending right there never marked the record incomplete. The full
+  // piece is now held until the next fragment (or the end of the file) says how the record goes on.
+  it('the record is marked incomplete when the joined bytes end exactly at maxLineBytes', () => {
     const fed = feedWhole(run(24), 'cri', 64);
-    expect(fed.docs.at(-1)!.log.flags).toContain('incomplete');
+    expect(fed.docs.map((d) => [d.log.flags, d.log.part])).toEqual([[['split', 'partial', 'incomplete'], 0]]);
+  });
+
+  it('a record whose F line follows a full piece ends with an empty last piece, as before', () => {
+    const fed = feedWhole(Buffer.concat([run(24), Buffer.from(`${T} stdout F \n`)]), 'cri', 64);
+    expect(fed.docs.map((d) => [d.message.length, d.log.flags, d.log.part])).toEqual([
+      [64, ['split', 'partial'], 0],
+      [0, ['split', 'partial'], 1],
+    ]);
   });
 
   it('(for comparison) one byte less: one document flagged partial, incomplete', () => {

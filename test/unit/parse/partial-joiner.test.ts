@@ -126,6 +126,8 @@ describe('PartialJoiner', () => {
           [0, line('stdout', true, 'ééé')],
           [10, line('stdout', true, 'é')],
           [20, line('stdout', true, 'é')],
+          // a full piece is held until the next fragment shows the record goes on
+          [30, line('stdout', true, 'z')],
         ]),
       ).toStrictEqual([rec(0, 'ééééé', Split | Partial)]);
       expect(
@@ -235,8 +237,10 @@ describe('PartialJoiner', () => {
       const j = new PartialJoiner(3);
       const out: LogRecord[] = [];
       j.push(line('stdout', true, 'abc'), 0, out, NO_BUF);
-      expect(j.pendingStart()).toBeUndefined();
+      // the full piece is held (not out yet): the checkpoint stays before it
+      expect(j.pendingStart()).toBe(0);
       j.push(line('stdout', true, 'd'), 10, out, NO_BUF);
+      expect(out).toStrictEqual([rec(0, 'abc', Split | Partial)]);
       expect(j.pendingStart()).toBe(10);
     });
   });
@@ -263,11 +267,12 @@ describe('PartialJoiner', () => {
       expect(after).toStrictEqual([rec(30, 'next', 0)]);
     });
 
-    it('emits nothing for a record whose pieces are all out', () => {
+    it('marks a held full last piece incomplete', () => {
       const j = new PartialJoiner(2);
       const out = run(j, [[0, line('stdout', true, 'ab')]]);
+      expect(out).toStrictEqual([]);
       j.drain(out);
-      expect(out).toStrictEqual([rec(0, 'ab', Split | Partial)]);
+      expect(out).toStrictEqual([rec(0, 'ab', Split | Partial | Incomplete)]);
     });
   });
 
@@ -458,7 +463,9 @@ describe('PartialJoiner on CRI bytes', () => {
     it('counts bytes exactly', () => {
       // 3 + 3 bytes reach 6; 3 + 2 bytes do not
       const euro = cri('stdout', 'P', EURO);
-      expect(feed(new PartialJoiner(6), [euro, euro])).toStrictEqual([criRec(0, '€€', Split | Partial)]);
+      expect(feed(new PartialJoiner(6), [euro, euro, euro])).toStrictEqual([
+        criRec(0, '€€', Split | Partial),
+      ]);
       expect(feed(new PartialJoiner(6), [euro, cri('stdout', 'P', 'ab')])).toStrictEqual([]);
     });
 
