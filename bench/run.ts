@@ -6,13 +6,24 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { appendResult, gitInfo, machineInfo, printTable } from './lib/report.ts';
 import type { BenchOptions, Scenario } from './lib/types.ts';
+import { agentEs } from './scenarios/agent-es.ts';
 import { encodeScenario } from './scenarios/encode.ts';
+import { idle } from './scenarios/idle.ts';
 import { parseCriScenario } from './scenarios/parse-cri.ts';
 import { processorScenario } from './scenarios/processor.ts';
+import { storm429 } from './scenarios/storm429.ts';
 import { tailOnce } from './scenarios/tail-once.ts';
 
-/** In the order `npm run bench` runs them: the end-to-end headline first, on a quiet process. */
-const SCENARIOS: Scenario[] = [tailOnce, parseCriScenario, encodeScenario, processorScenario];
+/** In the order `npm run bench` runs them: the end-to-end headlines first, on a quiet process. */
+const SCENARIOS: Scenario[] = [
+  agentEs,
+  storm429,
+  idle,
+  tailOnce,
+  parseCriScenario,
+  encodeScenario,
+  processorScenario,
+];
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
 const RESULTS = join(ROOT, 'bench/results/results.jsonl');
@@ -28,6 +39,8 @@ Options:
   --reps <n>     timed repetitions, the median is reported (default: 3)
   --seed <n>     workload seed (default: 1)
   --profile      tail-once: one more run under --cpu-prof, and its top functions by self time
+  --cli <path>   agent scenarios: run this CLI script instead of bin/logferry.js (which needs dist/),
+                 e.g. bench/lib/cli-source.ts to run src/ without a build
   --no-save      do not append to bench/results/results.jsonl
   -h, --help     show this help
 `;
@@ -49,6 +62,7 @@ async function main(argv: string[]): Promise<number> {
       reps: { type: 'string', default: '3' },
       seed: { type: 'string', default: '1' },
       profile: { type: 'boolean', default: false },
+      cli: { type: 'string' },
       'no-save': { type: 'boolean', default: false },
       help: { type: 'boolean', short: 'h', default: false },
     },
@@ -69,6 +83,7 @@ async function main(argv: string[]): Promise<number> {
     seed: count('--seed', values.seed),
     profile: values.profile,
     root: ROOT,
+    cli: values.cli,
   };
   const git = gitInfo(ROOT);
   const m = machineInfo();

@@ -38,7 +38,7 @@ let reporterUrl: string | undefined;
  * `node --import <preload> -e ''`); the preload has no type syntax, so its text is valid
  * JavaScript as it is.
  */
-function preload(): string {
+export function preload(): string {
   if (reporterUrl !== undefined) return reporterUrl;
   mkdirSync(CACHE_DIR, { recursive: true });
   const target = join(CACHE_DIR, `rusage-reporter-${process.pid}.mjs`);

@@ -10,6 +10,11 @@ export interface BenchOptions {
   profile: boolean;
   /** repository root (where bin/ and dist/ are) */
   root: string;
+  /**
+   * agent scenarios: the CLI script to run instead of bin/logferry.js (which needs dist/), e.g.
+   * bench/lib/cli-source.ts (src/ directly) or another build's bin/logferry.js
+   */
+  cli: string | undefined;
 }
 
 export interface Table {

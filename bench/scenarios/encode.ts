@@ -39,7 +39,15 @@ export const encodeScenario: Scenario = {
     };
     const encodePass = (count: number) => () => {
       let sum = 0;
-      for (let i = 0; i < count; i++) sum += encodeDocument(records[i]!, ctx, fallbackTime, json[i]).length;
+      for (let i = 0; i < count; i++) {
+        const j = json[i];
+        sum += encodeDocument(
+          records[i]!,
+          ctx,
+          fallbackTime,
+          j === undefined ? undefined : { text: j },
+        ).length;
+      }
       return sum;
     };
     const bothPass = (count: number) => () => {
@@ -47,7 +55,7 @@ export const encodeScenario: Scenario = {
       for (let i = 0; i < count; i++) {
         const r = records[i]!;
         const j = mayCarryJson(r) ? jsonObjectText(r.message) : undefined;
-        sum += encodeDocument(r, ctx, fallbackTime, j).length;
+        sum += encodeDocument(r, ctx, fallbackTime, j === undefined ? undefined : { text: j }).length;
       }
       return sum;
     };

@@ -9,7 +9,13 @@ const CHUNK_BYTES = 1024 * 1024;
 const MAX_LINE_BYTES = 256 * 1024;
 const WARMUP_BYTES = 48 * 1024 * 1024;
 
-const noEvents = { linesRead(_n: number): void {}, parseError(_kind: string): void {}, lineSplit(): void {} };
+const noEvents = {
+  linesRead(_n: number): void {},
+  parseError(_kind: string): void {},
+  lineSplit(): void {},
+  recordsFiltered(_n: number): void {},
+  recordsTruncated(_n: number): void {},
+};
 
 /**
  * Feeds `buf[0, limit)` to a fresh FileProcessor the way the tailer does: each read copies the

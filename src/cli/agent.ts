@@ -16,6 +16,7 @@ import type { TailerOptions } from '../source/tailer.ts';
 import { SourceCounters } from '../telemetry/counters.ts';
 import { jsonLogger, type Logger, textLogger } from '../telemetry/logger.ts';
 import { createMetrics } from '../telemetry/metrics.ts';
+import { RecordTransforms, recordOptions } from '../transform/resolve.ts';
 import { version } from './main.ts';
 import { createOutput, type OutputConfig, outputConfig } from './output-flags.ts';
 
@@ -44,7 +45,7 @@ function getter(values: ConfigValues): Get {
 function agentOutput(get: Get, hostName: string): OutputConfig | undefined {
   const es = get<string[]>('output.es');
   const str = (v: unknown) => (v === undefined ? undefined : String(v));
-  return outputConfig(
+  const config = outputConfig(
     {
       es: es.length > 0 ? es.join(',') : undefined,
       index: get<string>('output.index'),
@@ -70,6 +71,7 @@ function agentOutput(get: Get, hostName: string): OutputConfig | undefined {
     get<string>('output.index'),
     hostName,
   );
+  return config === undefined ? undefined : { ...config, mergeKey: get<string>('parse.mergeKey') };
 }
 
 function enricherOptions(get: Get): KubernetesEnricherOptions {
@@ -123,7 +125,8 @@ function tailerOptions(get: Get, once: boolean, hostName: string): TailerOptions
   const maxLineBytes = get<number>('maxLineBytes');
   return {
     // live files and kubelet's rotated siblings (0.log.<timestamp>); the gzipped ones are skipped
-    patterns: [join(podsDir, '*', '*', '*.log'), join(podsDir, '*', '*', '*.log.*')],
+    // one walk finds live (N.log) and rotated (N.log.<time>[.gz]) files
+    patterns: [join(podsDir, '*', '*', '*.log*')],
     skipPath: (p) => p.endsWith('.gz') || p.endsWith('.tmp'),
     format: get<FormatOption>('format'),
     maxLineBytes,
@@ -172,6 +175,12 @@ export async function runAgent(argv: string[]): Promise<number> {
   }
 
   const counters = new SourceCounters(log);
+  const transforms = new RecordTransforms(recordOptions(get), {
+    throttle: {
+      throttled: (ns, action, lines, bytes) => counters.throttledRecords(ns, action, lines, bytes),
+    },
+    warn: (m) => log.warn(m),
+  });
   const pods = podSource(get, log);
   const enricher = new KubernetesEnricher(pods, enricherOptions(get));
   let stop: (() => void) | undefined;
@@ -184,7 +193,7 @@ export async function runAgent(argv: string[]): Promise<number> {
   });
   const pipeline = new Pipeline(
     { tailer: tailerOptions(get, loaded.once, hostName), maxBufferBytes: get<number>('maxBufferBytes') },
-    { sink, events: counters, enricher },
+    { sink, events: counters, enricher, transforms },
   );
   const metrics = createMetrics({
     source: counters,

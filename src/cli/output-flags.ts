@@ -79,6 +79,8 @@ export interface OutputConfig {
   connection: ConnectionOptions;
   sink: ElasticsearchSinkOptions;
   manageTemplates: boolean;
+  /** where documents carry their parsed fields (mapped `flattened` by the templates) */
+  mergeKey?: string | undefined;
 }
 
 function secretFrom(file: string | undefined, env: string, flag: string): string | undefined {
@@ -190,7 +192,9 @@ export async function createOutput(
   } catch (err) {
     throw new UsageError(`Elasticsearch client: ${(err as Error).message}`);
   }
-  if (config.manageTemplates) await installTemplates(client, [config.sink.index, config.sink.dlqIndex], log);
+  if (config.manageTemplates) {
+    await installTemplates(client, [config.sink.index, config.sink.dlqIndex], log, config.mergeKey);
+  }
   const sink = new ElasticsearchSink(config.sink, clientTransport(client, config.connection.pipeline), log);
   return { sink, elasticsearch: sink };
 }

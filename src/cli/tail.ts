@@ -1,6 +1,7 @@
 import { stat } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { parseArgs } from 'node:util';
+import { AGENT_OPTIONS } from '../config/options.ts';
 import { UsageError } from '../errors.ts';
 import { Pipeline } from '../pipeline/pipeline.ts';
 import type { FormatOption } from '../pipeline/types.ts';
@@ -8,6 +9,12 @@ import { hasGlob } from '../source/discovery.ts';
 import type { TailerOptions } from '../source/tailer.ts';
 import { SourceCounters } from '../telemetry/counters.ts';
 import { textLogger } from '../telemetry/logger.ts';
+import {
+  type RecordOptions,
+  RecordTransforms,
+  recordOptionProblems,
+  recordOptions,
+} from '../transform/resolve.ts';
 import {
   createOutput,
   OUTPUT_OPTIONS,
@@ -34,6 +41,10 @@ Options:
   --max-open-files <n>         files held open at once; quiet files are parked beyond it (default: 1024)
   --poll-interval-ms <n>       how often open files are checked for growth, rotation, truncation (default: 250)
   --host-name <name>           value of host.name (default: this machine's host name)
+  --multiline <rule>           join stack traces into one record: none, auto, java, python, go, node,
+                               ruby, dotnet (default: none; docs/multiline.md)
+  --multiline-flush-ms <ms>    a pending multiline record is emitted after this much silence (default: 1000)
+  --parser <name>              message fields: json, logfmt or none (default: json; docs/parsing.md)
   -h, --help                   show this help
 
 ${OUTPUT_USAGE.replace('%INDEX%', 'logs-logferry-default')}`;
@@ -63,6 +74,24 @@ export interface TailCommand {
   output: OutputConfig | undefined;
   tailer: TailerOptions;
   maxBufferBytes: number;
+  /** multiline and parser choices (the agent's defaults for everything else) */
+  records: RecordOptions;
+}
+
+/** The agent's defaults for the record options, with `tail`'s flags over them. */
+function tailRecordOptions(v: ReturnType<typeof parse>['values']): RecordOptions {
+  const values = new Map<string, unknown>(AGENT_OPTIONS.map((s) => [s.key, s.default]));
+  if (v.multiline !== undefined) values.set('multiline.default', v.multiline);
+  if (v['multiline-flush-ms'] !== undefined) {
+    values.set('multiline.flushMs', parsePositiveInt('--multiline-flush-ms', v['multiline-flush-ms']));
+  }
+  if (v.parser !== undefined) values.set('parse.parser', v.parser);
+  const records = recordOptions(<T>(key: string) => values.get(key) as T);
+  const problems = recordOptionProblems(records).map((p) =>
+    p.replace(/^multiline\.default:/, '--multiline:').replace(/^parse\.parser:/, '--parser:'),
+  );
+  if (problems.length > 0) throw new UsageError(problems.join('\n'));
+  return records;
 }
 
 /** argv (after `tail`) -> what to run. Throws UsageError on anything a user must fix. */
@@ -89,6 +118,7 @@ export function parseTailArgs(argv: string[]): TailCommand | 'help' {
   return {
     patterns: parsed.positionals,
     once,
+    records: tailRecordOptions(v),
     output: outputConfig(v, TAIL_DEFAULT_INDEX, hostName),
     maxBufferBytes:
       v['max-buffer-bytes'] === undefined
@@ -137,6 +167,9 @@ function parse(argv: string[]) {
       'max-open-files': { type: 'string' },
       'poll-interval-ms': { type: 'string' },
       'host-name': { type: 'string' },
+      multiline: { type: 'string' },
+      'multiline-flush-ms': { type: 'string' },
+      parser: { type: 'string' },
       help: { type: 'boolean', short: 'h' },
       ...OUTPUT_OPTIONS,
     },
@@ -177,9 +210,10 @@ export async function runTail(argv: string[]): Promise<number> {
     fatal = err;
     stopRequested?.();
   });
+  const transforms = new RecordTransforms(cmd.records, { warn: (m) => log.warn(m) });
   const pipeline = new Pipeline(
     { tailer: cmd.tailer, maxBufferBytes: cmd.maxBufferBytes },
-    { sink, events: counters },
+    { sink, events: counters, transforms },
   );
   const onSignal = () => stopRequested?.();
   process.once('SIGINT', onSignal);

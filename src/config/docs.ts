@@ -6,7 +6,7 @@ function cell(text: string): string {
 
 function showDefault(v: unknown): string {
   if (v === undefined) return '';
-  if (Array.isArray(v)) return v.length === 0 ? '`[]`' : `\`${JSON.stringify(v)}\``;
+  if (typeof v === 'object' && v !== null) return `\`${JSON.stringify(v)}\``;
   return `\`${String(v)}\``;
 }
 
@@ -30,7 +30,12 @@ export function renderConfigReference(): string {
   ];
   for (const s of AGENT_OPTIONS) {
     const flag = s.flag === undefined ? '' : s.type === 'bool' ? `\`--[no-]${s.flag}\`` : `\`--${s.flag}\``;
-    const type = s.type === 'enum' ? s.choices!.join(' \\| ') : s.type;
+    const type =
+      s.type === 'enum'
+        ? s.choices!.join(' \\| ')
+        : s.type === 'structured'
+          ? cell(`\`${s.shape}\``)
+          : s.type;
     const desc = `${cell(s.description)}${s.reloadable ? ' (reload)' : ''}`;
     out.push(
       `| \`${s.key}\` | ${flag} | \`${envName(s) ?? ''}\` | ${type} | ${showDefault(s.default)} | ${desc} |`,

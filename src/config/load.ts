@@ -4,6 +4,7 @@ import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { argvError, parseBytes, parsePositiveInt } from '../cli/values.ts';
 import { UsageError } from '../errors.ts';
+import { recordOptionProblems, recordOptions } from '../transform/resolve.ts';
 import { AGENT_OPTIONS, envName, type OptionSpec } from './options.ts';
 
 /** Option values by dotted key (`output.batchDocs`), every key present (undefined when unset). */
@@ -31,6 +32,8 @@ function expected(spec: OptionSpec): string {
       return 'a list of strings';
     case 'enum':
       return `one of ${spec.choices!.join(', ')}`;
+    case 'structured':
+      return spec.shape ?? 'a structured value';
   }
 }
 
@@ -58,6 +61,8 @@ function valueSchema(spec: OptionSpec): z.ZodType {
       return z.array(z.string().min(1));
     case 'enum':
       return z.enum(spec.choices as [string, ...string[]]);
+    case 'structured':
+      return spec.schema!();
   }
 }
 
@@ -96,6 +101,22 @@ function specByPath(path: readonly PropertyKey[]): OptionSpec | undefined {
   return AGENT_OPTIONS.find((s) => s.key === key);
 }
 
+/** The structured option a path is inside of (`filters.2.include` -> filters), if any. */
+function structuredAt(path: readonly PropertyKey[]): OptionSpec | undefined {
+  for (let n = path.length; n > 0; n--) {
+    const spec = specByPath(path.slice(0, n));
+    if (spec !== undefined) return spec.type === 'structured' ? spec : undefined;
+  }
+  return undefined;
+}
+
+/** `filters.2.include` -> `filters[2].include` */
+function showPath(path: readonly PropertyKey[]): string {
+  let out = '';
+  for (const p of path) out += typeof p === 'number' ? `[${p}]` : out === '' ? String(p) : `.${String(p)}`;
+  return out;
+}
+
 function getPath(obj: unknown, path: readonly PropertyKey[]): unknown {
   let v = obj;
   for (const p of path) v = (v as Record<PropertyKey, unknown> | undefined)?.[p];
@@ -114,6 +135,14 @@ export function validateFile(doc: unknown, source: string): Map<string, unknown>
   const result = fileSchema().safeParse(doc);
   if (!result.success) {
     const problems = result.error.issues.map((issue) => {
+      const structured = structuredAt(issue.path);
+      if (structured !== undefined) {
+        const what =
+          issue.code === 'unrecognized_keys'
+            ? `unknown key ${issue.keys.map((k) => `'${k}'`).join(', ')}`
+            : issue.message;
+        return `${source}: ${showPath(issue.path)}: ${what}; expected ${structured.shape ?? 'see docs/configuration.md'}`;
+      }
       if (issue.code === 'unrecognized_keys') {
         const at = issue.path.length > 0 ? `${issue.path.join('.')}.` : '';
         return `${source}: unknown key ${issue.keys.map((k) => `'${at}${k}'`).join(', ')}; see docs/configuration.md for the keys`;
@@ -159,6 +188,8 @@ function fromString(spec: OptionSpec, raw: string | boolean, where: string): unk
         throw new UsageError(`${where}: '${raw}' is not valid: expected one of ${spec.choices!.join(', ')}`);
       }
       return raw;
+    case 'structured':
+      throw new UsageError(`${where}: set ${spec.key} in the config file`);
   }
 }
 
@@ -235,12 +266,25 @@ export function loadAgentConfig(argv: string[], env: NodeJS.ProcessEnv = process
     if (raw !== undefined) values.set(spec.key, fromString(spec, raw, `--${spec.flag}`));
   }
   if (values.get('nodeName') === undefined && env.NODE_NAME) values.set('nodeName', env.NODE_NAME);
+  checkRecordOptions(values, configFile ?? 'config');
   return { values, configFile, once: flags.once === true };
 }
 
-/** `logferry check-config FILE`: the file alone, validated. */
+/**
+ * What the schema cannot see: rule and parser names that must exist, regexes that must compile on
+ * the RE2 engine, filter steps (transform/resolve.ts).
+ */
+function checkRecordOptions(values: ReadonlyMap<string, unknown>, source: string): void {
+  const problems = recordOptionProblems(recordOptions(<T>(key: string) => values.get(key) as T));
+  if (problems.length > 0) throw new ConfigError(problems.map((p) => `${source}: ${p}`));
+}
+
+/** `logferry check-config FILE`: the file alone (over the defaults), validated. */
 export function checkConfigFile(file: string): void {
-  readConfigFile(file);
+  const values = new Map<string, unknown>();
+  for (const spec of AGENT_OPTIONS) values.set(spec.key, spec.default);
+  for (const [k, v] of readConfigFile(file)) values.set(k, v);
+  checkRecordOptions(values, file);
 }
 
 export function agentUsage(): string {

@@ -3,7 +3,16 @@
  * type, default and description. The zod schema, the flag parser, the environment reader and the
  * reference in docs/configuration.md are all generated from this table (a test keeps the doc in sync).
  */
-export type OptionType = 'string' | 'int' | 'bytes' | 'bool' | 'list' | 'enum';
+import type { z } from 'zod';
+import {
+  filtersSchema,
+  multilineCustomSchema,
+  multilineRulesSchema,
+  parsersSchema,
+} from './record-options.ts';
+
+/** `structured`: a YAML value (list or mapping) checked by its own schema; file-only (no flag). */
+export type OptionType = 'string' | 'int' | 'bytes' | 'bool' | 'list' | 'enum' | 'structured';
 
 export interface OptionSpec {
   /** dotted key in the YAML file, e.g. `output.batchDocs` */
@@ -13,12 +22,16 @@ export interface OptionSpec {
   type: OptionType;
   /** for enum */
   choices?: readonly string[];
-  default: string | number | boolean | string[] | undefined;
+  default: string | number | boolean | string[] | Readonly<Record<string, unknown>> | undefined;
   description: string;
   /** can change on SIGHUP without a restart */
   reloadable?: boolean;
   /** a secret: never printed */
   secret?: boolean;
+  /** for structured: the value's schema (its issue messages are shown to the user as they are) */
+  schema?: () => z.ZodType;
+  /** what the value looks like, for the reference (structured) */
+  shape?: string;
 }
 
 const MiB = 1024 * 1024;
@@ -70,6 +83,135 @@ export const AGENT_OPTIONS: readonly OptionSpec[] = [
     default: 256 * 1024,
     description: 'a longer line is cut into pieces flagged "split"',
   },
+  // --- records: multiline, parsing, filters, limits, throttling ---
+  {
+    key: 'multiline.default',
+    flag: 'multiline',
+    type: 'string',
+    default: 'none',
+    description:
+      'multiline rule for containers without an annotation or a matching multiline.rules entry: none, auto, java, python, go, node, ruby, dotnet or a multiline.custom name (docs/multiline.md)',
+  },
+  {
+    key: 'multiline.flushMs',
+    flag: 'multiline-flush-ms',
+    type: 'int',
+    default: 1000,
+    description: 'a pending multiline group is emitted after this much silence from its file',
+  },
+  {
+    key: 'multiline.maxLines',
+    flag: 'multiline-max-lines',
+    type: 'int',
+    default: 500,
+    description: 'a multiline group is emitted when it has this many lines (the rest starts a new group)',
+  },
+  {
+    key: 'multiline.maxBytes',
+    flag: 'multiline-max-bytes',
+    type: 'bytes',
+    default: 256 * 1024,
+    description: 'a multiline group is emitted before it would pass this many bytes',
+  },
+  {
+    key: 'multiline.rules',
+    flag: undefined,
+    type: 'structured',
+    default: [],
+    shape: '[{ path: <glob>, rule: <name> }]',
+    description:
+      'per path glob (matched against the log file path), the multiline rule; the first match wins; an annotation wins over these',
+    schema: () => multilineRulesSchema,
+  },
+  {
+    key: 'multiline.custom',
+    flag: undefined,
+    type: 'structured',
+    default: {},
+    shape: '{ <name>: { start: <regex>, continuation: <regex> } }',
+    description:
+      'custom multiline rules by name: a record starts at a line matching start and/or goes on at lines matching continuation (RE2 syntax)',
+    schema: () => multilineCustomSchema,
+  },
+  {
+    key: 'parse.parser',
+    flag: 'parser',
+    type: 'string',
+    default: 'json',
+    description:
+      'how messages are parsed into fields when the pod has no logferry.io/parser annotation: json, logfmt, none or a parsers entry name',
+  },
+  {
+    key: 'parse.mergeKey',
+    flag: 'merge-key',
+    type: 'string',
+    default: 'json',
+    description: 'parsed fields go under this key, never at the top level (docs/parsing.md)',
+  },
+  {
+    key: 'parse.appTimestamp',
+    flag: 'app-timestamp',
+    type: 'bool',
+    default: false,
+    description:
+      "use the application's own timestamp (time, timestamp, ts) as @timestamp when it has a valid one",
+  },
+  {
+    key: 'parsers',
+    flag: undefined,
+    type: 'structured',
+    default: [],
+    shape: '[{ name: <name>, regex: <RE2 regex with named groups> }]',
+    description:
+      'custom regex parsers: named groups become fields; chosen with parse.parser or the logferry.io/parser annotation',
+    schema: () => parsersSchema,
+  },
+  {
+    key: 'filters',
+    flag: undefined,
+    type: 'structured',
+    default: [],
+    shape: '[{ include | exclude | drop | rename | add: ... }]',
+    description: 'record filters applied in order (docs/filters.md)',
+    schema: () => filtersSchema,
+  },
+  {
+    key: 'limits.maxRecordBytes',
+    flag: 'max-record-bytes',
+    type: 'bytes',
+    default: undefined,
+    description: 'a longer message is cut to this many bytes and flagged "truncated" (default: no limit)',
+  },
+  {
+    key: 'throttle.linesPerSec',
+    flag: 'throttle-lines-per-sec',
+    type: 'int',
+    default: undefined,
+    description: 'per-container rate limit in records per second (default: none)',
+  },
+  {
+    key: 'throttle.bytesPerSec',
+    flag: 'throttle-bytes-per-sec',
+    type: 'bytes',
+    default: undefined,
+    description: 'per-container rate limit in message bytes per second (default: none)',
+  },
+  {
+    key: 'throttle.burstSeconds',
+    flag: 'throttle-burst-seconds',
+    type: 'int',
+    default: 1,
+    description: 'a container may burst this many seconds of its rate',
+  },
+  {
+    key: 'throttle.action',
+    flag: 'throttle-action',
+    type: 'enum',
+    choices: ['pause', 'drop'],
+    default: 'pause',
+    description:
+      "over the rate: pause reads that container's file (nothing lost, it lags) or drop records (counted, with a summary record)",
+  },
   {
     key: 'maxOpenFiles',
     flag: 'max-open-files',
@@ -88,8 +230,9 @@ export const AGENT_OPTIONS: readonly OptionSpec[] = [
     key: 'scanIntervalMs',
     flag: 'scan-interval-ms',
     type: 'int',
-    default: 1000,
-    description: 'how often the pods directory is listed again (notifications usually find new files sooner)',
+    default: 10_000,
+    description:
+      'how often the pods directory is listed again; file-system notifications find new files sooner, this is the safety net',
   },
   {
     key: 'rotateGraceMs',

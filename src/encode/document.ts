@@ -1,4 +1,5 @@
 import { type LogRecord, RecordFlag } from '../parse/types.ts';
+import type { StructuredFields } from '../transform/types.ts';
 
 /**
  * The per-file parts of every document of a file, serialized once per file (not per line), so a
@@ -11,7 +12,19 @@ export interface DocumentContext {
   host: string;
   /** enrichment members: '' or starting with ',' */
   extra: string;
+  /** `,"<merge key>":` — what precedes a message's parsed fields */
+  fieldsPrefix: string;
+  /** use the application's own valid timestamp as `@timestamp` */
+  appTimestamp: boolean;
 }
+
+export interface FieldOptions {
+  /** parsed fields go under this key (default `json`) */
+  mergeKey: string;
+  appTimestamp: boolean;
+}
+
+export const DEFAULT_FIELD_OPTIONS: FieldOptions = { mergeKey: 'json', appTimestamp: false };
 
 const FLAG_NAMES: ReadonlyArray<readonly [number, string]> = [
   [RecordFlag.ParseError, 'parse_error'],
@@ -21,6 +34,7 @@ const FLAG_NAMES: ReadonlyArray<readonly [number, string]> = [
   [RecordFlag.Incomplete, 'incomplete'],
   [RecordFlag.Multiline, 'multiline'],
   [RecordFlag.Truncated, 'truncated'],
+  [RecordFlag.Throttled, 'throttled'],
 ];
 
 const flagsCache = new Map<number, string>();
@@ -34,32 +48,51 @@ function flagsJson(flags: number): string {
   return text;
 }
 
-export function documentContext(path: string, hostName: string, extra = ''): DocumentContext {
-  return { pathJson: JSON.stringify(path), host: `"host":{"name":${JSON.stringify(hostName)}}`, extra };
+export function documentContext(
+  path: string,
+  hostName: string,
+  extra = '',
+  fields: FieldOptions = DEFAULT_FIELD_OPTIONS,
+): DocumentContext {
+  return {
+    pathJson: JSON.stringify(path),
+    host: `"host":{"name":${JSON.stringify(hostName)}}`,
+    extra,
+    fieldsPrefix: `,${JSON.stringify(fields.mergeKey)}:`,
+    appTimestamp: fields.appTimestamp,
+  };
 }
 
 /**
- * One record as a JSON document (no trailing newline). `jsonFields` is the message's JSON object
- * text when the message is one (see parse/json-message.ts); it goes under `json` so an
- * application's fields can never overwrite logferry's own (`message`, `log.*`, `@timestamp`...).
- * `fallbackTimeJson` (a JSON string literal) is used when the format carries no timestamp (plain
- * text, JSON lines): the time logferry read the line.
+ * One record as a JSON document (no trailing newline). `fields` is what a structured parser found
+ * in the message (see transform/types.ts): its object text goes under the merge key (default
+ * `json`) so an application's fields can never overwrite logferry's own (`message`, `log.*`,
+ * `@timestamp`...); the application's own message, when it has one, becomes `message` and its
+ * level `log.level`. `fallbackTimeJson` (a JSON string literal) is used when the format carries no
+ * timestamp (plain text, JSON lines): the time logferry read the line.
  */
 export function encodeDocument(
   rec: LogRecord,
   ctx: DocumentContext,
   fallbackTimeJson: string,
-  jsonFields: string | undefined,
+  fields: StructuredFields | undefined,
 ): string {
-  let doc = `{"@timestamp":${rec.time === undefined ? fallbackTimeJson : JSON.stringify(rec.time)},"message":${JSON.stringify(rec.message)}`;
+  const time =
+    ctx.appTimestamp && fields?.time !== undefined
+      ? JSON.stringify(fields.time)
+      : rec.time === undefined
+        ? fallbackTimeJson
+        : JSON.stringify(rec.time);
+  let doc = `{"@timestamp":${time},"message":${JSON.stringify(fields?.message ?? rec.message)}`;
   if (rec.stream !== undefined) doc += `,"stream":"${rec.stream}"`;
   doc += `,"log":{"file":{"path":${ctx.pathJson}},"offset":${rec.offset}`;
+  if (fields?.level !== undefined) doc += `,"level":${JSON.stringify(fields.level)}`;
   if (rec.flags !== 0) {
     doc += `,"flags":${flagsJson(rec.flags)}`;
     if ((rec.flags & RecordFlag.Split) !== 0) doc += `,"part":${rec.part}`;
   }
   doc += `},${ctx.host}`;
-  if (jsonFields !== undefined) doc += `,"json":${jsonFields}`;
+  if (fields !== undefined) doc += `${ctx.fieldsPrefix}${fields.text}`;
   if (rec.error !== undefined) doc += `,"error":{"type":"parse","message":${JSON.stringify(rec.error)}}`;
   return `${doc}${ctx.extra}}`;
 }

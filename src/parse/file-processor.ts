@@ -2,6 +2,8 @@ import { isUtf8 } from 'node:buffer';
 import { type DocumentContext, encodeDocument, mayCarryJson } from '../encode/document.ts';
 import type { Format, FormatOption } from '../pipeline/types.ts';
 import type { ContinuationState } from '../source/ack-tracker.ts';
+import { limitMessage } from '../transform/filters.ts';
+import type { FileTransform, SkipEntry, StructuredFields } from '../transform/types.ts';
 import { detectFormat, parserFor } from './detect.ts';
 import { jsonObjectText } from './json-message.ts';
 import { PartialJoiner } from './partial-joiner.ts';
@@ -17,6 +19,10 @@ export interface ProcessorEvents {
   linesRead(n: number): void;
   parseError(kind: string): void;
   lineSplit(): void;
+  /** records dropped by a filter */
+  recordsFiltered(n: number): void;
+  /** messages cut to the record-size limit */
+  recordsTruncated(n: number): void;
 }
 
 export interface ProcessResult {
@@ -33,6 +39,27 @@ export interface ProcessResult {
 }
 
 const EMPTY = Buffer.alloc(0);
+
+/** The default transform: messages that are JSON objects become fields (parse/json-message.ts). */
+const JSON_FIELDS: FileTransform = {
+  parser: (message) => {
+    const text = jsonObjectText(message);
+    return text === undefined ? undefined : { text };
+  },
+};
+
+/** Skip entries read back from a checkpoint, checked: a corrupt file must not break reading. */
+function validSkip(skip: unknown): SkipEntry[] | undefined {
+  if (!Array.isArray(skip)) return undefined;
+  const ok = skip.every(
+    (e) =>
+      typeof e === 'object' &&
+      e !== null &&
+      Number.isSafeInteger((e as SkipEntry).through) &&
+      [undefined, 'stdout', 'stderr'].includes((e as SkipEntry).stream),
+  );
+  return ok && skip.length > 0 ? (skip as SkipEntry[]) : undefined;
+}
 
 /** Backs off from `end` to the start of a UTF-8 sequence so a cut never splits a character. */
 function utf8Boundary(buf: Buffer, start: number, end: number): number {
@@ -60,6 +87,11 @@ export class FileProcessor {
   #ctx: DocumentContext;
   #cont: ContinuationState | undefined;
   readonly #records: LogRecord[] = [];
+  readonly #grouped: LogRecord[] = [];
+  #transform: FileTransform = JSON_FIELDS;
+  #started = false;
+  /** skip entries from the checkpoint, for the grouper the transform brings */
+  #resumeSkip: SkipEntry[] | undefined;
 
   constructor(
     ctx: DocumentContext,
@@ -73,7 +105,28 @@ export class FileProcessor {
     this.#joiner = new PartialJoiner(opts.maxLineBytes);
     const format = opts.format === 'auto' ? resume?.format : opts.format;
     if (format !== undefined) this.#setFormat(format);
-    this.#cont = resume?.continuation;
+    const cont = resume?.continuation;
+    if (cont !== undefined && cont.part > 0)
+      this.#cont = { part: cont.part, time: cont.time, stream: cont.stream };
+    this.#resumeSkip = validSkip(cont?.skip);
+  }
+
+  /**
+   * What happens to records between parsing and encoding (multiline, parsing, filters, limits);
+   * set before the first read. The default parses JSON-object messages into fields.
+   */
+  set transform(t: FileTransform) {
+    // once reading started, a multiline group in progress is kept
+    const current = this.#transform.grouper;
+    this.#transform = this.#started && current !== undefined ? { ...t, grouper: current } : t;
+    const grouper = this.#transform.grouper;
+    if (grouper !== undefined && this.#resumeSkip !== undefined) grouper.skipThrough(this.#resumeSkip);
+    this.#resumeSkip = undefined;
+  }
+
+  /** A multiline group is waiting for more lines (see process's `flushGroups`). */
+  get hasPendingGroups(): boolean {
+    return this.#transform.grouper?.hasPending() ?? false;
   }
 
   get format(): Format | undefined {
@@ -97,7 +150,9 @@ export class FileProcessor {
   /** Forget partial state (the file was truncated and is read again from 0). */
   reset(): void {
     this.#joiner.reset();
+    this.#transform.grouper?.reset();
     this.#cont = undefined;
+    this.#resumeSkip = undefined;
     if (this.#opts.format === 'auto') {
       this.#format = undefined;
       this.#parser = undefined;
@@ -108,9 +163,11 @@ export class FileProcessor {
    * Processes `buf[0, len)`, which holds the file's bytes from offset `base`. Complete lines become
    * records; an incomplete last line is left unconsumed (re-read with the next chunk) unless `final`
    * says the file will never grow again, in which case it and any pending partial record are
-   * emitted flagged `incomplete`.
+   * emitted flagged `incomplete`. `flushGroups` emits pending multiline groups (the file was
+   * silent for the flush interval); `final` does too.
    */
-  process(buf: Buffer, len: number, base: number, final: boolean): ProcessResult {
+  process(buf: Buffer, len: number, base: number, final: boolean, flushGroups = false): ProcessResult {
+    this.#started = true;
     const view = len === buf.length ? buf : buf.subarray(0, len);
     const max = this.#opts.maxLineBytes;
     const records = this.#records;
@@ -146,13 +203,33 @@ export class FileProcessor {
     if (lines > 0) this.#events.linesRead(lines);
 
     let safeEnd = base + pos;
-    let continuation = this.#cont === undefined ? undefined : { ...this.#cont };
+    let continuation: ContinuationState | undefined =
+      this.#cont === undefined ? undefined : { ...this.#cont };
     const pendingStart = this.#joiner.pendingStart();
     if (pendingStart !== undefined && pendingStart < safeEnd) {
       safeEnd = pendingStart;
       continuation = undefined;
     }
-    return { ...this.#encode(records), consumed: pos, safeEnd, continuation };
+    let out = records;
+    const grouper = this.#transform.grouper;
+    if (grouper !== undefined) {
+      out = this.#grouped;
+      out.length = 0;
+      for (const rec of records) grouper.push(rec, out);
+      if (final || flushGroups) grouper.flush(out);
+      const point = grouper.resumePoint(safeEnd);
+      if (point.offset < safeEnd) {
+        safeEnd = point.offset;
+        continuation = undefined;
+      }
+      if (point.skip.length > 0) {
+        continuation = {
+          ...(continuation ?? { part: 0, time: undefined, stream: undefined }),
+          skip: point.skip,
+        };
+      }
+    }
+    return { ...this.#encode(out, base + pos - 1), consumed: pos, safeEnd, continuation };
   }
 
   #detect(buf: Buffer, start: number, end: number): LineParser {
@@ -231,34 +308,87 @@ export class FileProcessor {
    * twice the longest document, the buffer always has that room while the documents are ASCII; it
    * grows only after non-ASCII text has used it up.
    */
-  #encode(records: LogRecord[]): { body: Buffer; ends: number[]; offsets: number[] } {
+  #encode(records: LogRecord[], lastByte: number): { body: Buffer; ends: number[]; offsets: number[] } {
     const n = records.length;
-    const ends = new Array<number>(n);
-    const offsets = new Array<number>(n);
+    const ends: number[] = [];
+    const offsets: number[] = [];
     if (n === 0) return { body: EMPTY, ends, offsets };
-    const docs = new Array<string>(n);
+    const docs: string[] = [];
     const fallbackTime = `"${new Date().toISOString()}"`;
-    const tryJson = this.#format !== 'text';
+    const t = this.#transform;
+    const parser = this.#format !== 'text' ? t.parser : undefined;
+    const slow = t.filter !== undefined || t.maxRecordBytes !== undefined || t.throttle !== undefined;
     let chars = 0;
     let longest = 0;
+    let filtered = 0;
+    let truncated = 0;
     for (let i = 0; i < n; i++) {
-      const rec = records[i]!;
-      const json = tryJson && mayCarryJson(rec) ? jsonObjectText(rec.message) : undefined;
-      const doc = encodeDocument(rec, this.#ctx, fallbackTime, json);
-      docs[i] = doc;
-      offsets[i] = rec.offset;
+      let rec = records[i]!;
+      let doc: string | undefined;
+      if (!slow) {
+        const fields = parser !== undefined && mayCarryJson(rec) ? parser(rec.message) : undefined;
+        doc = encodeDocument(rec, this.#ctx, fallbackTime, fields);
+      } else {
+        if (t.throttle !== undefined && !t.throttle.admit(Buffer.byteLength(rec.message))) continue;
+        if (t.maxRecordBytes !== undefined && rec.message.length > t.maxRecordBytes / 3) {
+          const cut = limitMessage(rec.message, t.maxRecordBytes);
+          if (cut.truncated) {
+            rec = { ...rec, message: cut.message, flags: rec.flags | RecordFlag.Truncated };
+            truncated++;
+          }
+        }
+        const fields: StructuredFields | undefined =
+          parser !== undefined && mayCarryJson(rec) ? parser(rec.message) : undefined;
+        doc = encodeDocument(rec, this.#ctx, fallbackTime, fields);
+        if (t.filter !== undefined) {
+          const kept = t.filter(JSON.parse(doc) as Record<string, unknown>);
+          if (kept === undefined) {
+            filtered++;
+            continue;
+          }
+          doc = JSON.stringify(kept);
+        }
+      }
+      docs.push(doc);
+      offsets.push(rec.offset);
       chars += doc.length + 1;
       if (doc.length > longest) longest = doc.length;
     }
+    const summary = t.throttle?.summary();
+    if (summary !== undefined) {
+      // One summary per chunk with drops. Its offset is the chunk's last byte, a '\n' that no record
+      // starts at, so its document id never takes a real record's.
+      const doc = encodeDocument(
+        {
+          offset: lastByte,
+          time: undefined,
+          stream: undefined,
+          message: summary.message,
+          flags: RecordFlag.Throttled,
+          error: undefined,
+          part: 0,
+        },
+        this.#ctx,
+        fallbackTime,
+        undefined,
+      );
+      docs.push(doc);
+      offsets.push(lastByte);
+      chars += doc.length + 1;
+      if (doc.length > longest) longest = doc.length;
+    }
+    if (filtered > 0) this.#events.recordsFiltered(filtered);
+    if (truncated > 0) this.#events.recordsTruncated(truncated);
+    if (docs.length === 0) return { body: EMPTY, ends, offsets };
     let buf: Buffer = Buffer.allocUnsafe(chars + 2 * longest);
     let pos = 0;
     let left = chars; // characters (with newlines) not written yet
-    for (let i = 0; i < n; i++) {
+    for (let i = 0; i < docs.length; i++) {
       const doc = docs[i]!;
       if (buf.length - pos < 3 * doc.length + 1) buf = grown(buf, pos, left + 2 * longest);
       pos += buf.write(doc, pos);
       buf[pos++] = 0x0a;
-      ends[i] = pos;
+      ends.push(pos);
       left -= doc.length + 1;
     }
     return { body: exactly(buf, pos), ends, offsets };

@@ -22,6 +22,7 @@ const TEXT_DIFFERS = 2;
 type RawJson = (text: string) => unknown;
 // Typed here because lib es2023 does not declare it; present since Node 21 (V8 11.4).
 const rawJson = (JSON as unknown as { rawJSON?: RawJson }).rawJSON;
+const isRawJson = (JSON as unknown as { isRawJSON?: (value: unknown) => boolean }).isRawJSON;
 
 /**
  * The message as the JSON text of an object, ready to embed as a field value, or undefined when
@@ -30,6 +31,17 @@ const rawJson = (JSON as unknown as { rawJSON?: RawJson }).rawJSON;
  * JSON.parse defines them as own properties and never sets a prototype. Never throws.
  */
 export function jsonObjectText(message: string): string | undefined {
+  const value = parseJsonObject(message);
+  return value === undefined ? undefined : JSON.stringify(value);
+}
+
+/**
+ * The message parsed as a JSON object, or undefined when it is not one (or nests deeper than
+ * MAX_JSON_DEPTH). `JSON.stringify` of the result is jsonObjectText's text, so a caller that also
+ * reads fields from the object (transform/structured.ts) parses once. Numbers a double would not
+ * keep are `JSON.rawJSON` values (see rawJsonText). Never throws.
+ */
+export function parseJsonObject(message: string): Record<string, unknown> | undefined {
   const n = message.length;
   let s = 0;
   while (s < n && isJsonSpace(message.charCodeAt(s))) s++;
@@ -47,10 +59,17 @@ export function jsonObjectText(message: string): string | undefined {
         ? JSON.parse(message, keepNumberText)
         : JSON.parse(message);
     if (typeof value !== 'object' || value === null || Array.isArray(value)) return undefined;
-    return JSON.stringify(value);
+    return value as Record<string, unknown>;
   } catch {
     return undefined;
   }
+}
+
+/** The source text of a number parseJsonObject kept as `JSON.rawJSON`, or undefined for any other value. */
+export function rawJsonText(value: unknown): string | undefined {
+  return typeof value === 'object' && value !== null && isRawJson?.(value) === true
+    ? (value as { rawJSON: string }).rawJSON
+    : undefined;
 }
 
 function keepNumberText(_key: string, value: unknown, context?: { source?: string }): unknown {

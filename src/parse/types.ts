@@ -47,6 +47,8 @@ export const RecordFlag = {
   Multiline: 32,
   /** the message was cut to the record-size limit */
   Truncated: 64,
+  /** a summary of records dropped by the per-container rate limit */
+  Throttled: 128,
 } as const;
 
 /** A logical record: one or more physical lines joined, ready to be encoded. */

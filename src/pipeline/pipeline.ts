@@ -1,4 +1,5 @@
 import { Tailer, type TailerOptions } from '../source/tailer.ts';
+import type { Transforms } from '../transform/types.ts';
 import { ByteBudget } from './budget.ts';
 import type { Enricher, Sink, SourceEvents } from './types.ts';
 
@@ -12,6 +13,7 @@ export interface PipelineDeps {
   sink: Sink;
   events: SourceEvents;
   enricher?: Enricher | undefined;
+  transforms?: Transforms | undefined;
 }
 
 /**
@@ -32,6 +34,7 @@ export class Pipeline {
       budget: this.budget,
       events: deps.events,
       enricher: deps.enricher,
+      transforms: deps.transforms,
     });
   }
 

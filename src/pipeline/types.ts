@@ -82,8 +82,13 @@ export interface FileMetadata {
   fragment: string;
   /** per-file string fields by dotted name, for index name templates */
   fields: Readonly<Record<string, string>>;
-  /** a format chosen for this file (e.g. the `logferry.io/parser` annotation) */
+  /**
+   * The `logferry.io/parser` annotation: a file format (cri, docker, text) or a message parser
+   * (json, logfmt, none, a custom parser's name)
+   */
   parser?: string | undefined;
+  /** the `logferry.io/multiline` annotation: a multiline rule's name */
+  multiline?: string | undefined;
   /** false when the metadata is provisional (the pod was not known yet): ask again later */
   complete: boolean;
 }
@@ -117,6 +122,10 @@ export interface SourceEvents {
   linesRead(n: number): void;
   parseError(kind: string): void;
   lineSplit(): void;
+  /** records dropped by a filter */
+  recordsFiltered(n: number): void;
+  /** messages cut to the record-size limit */
+  recordsTruncated(n: number): void;
   fileOpened(path: string): void;
   fileClosed(path: string): void;
   rotated(path: string, kind: 'rename' | 'truncate' | 'delete'): void;

@@ -1,9 +1,16 @@
-/** Where reading can resume in the middle of a line that was cut into pieces (max-line-bytes). */
+import type { SkipEntry } from '../transform/types.ts';
+
+/**
+ * What a restart at a checkpoint must know besides the offset: where reading resumes in the middle
+ * of a line that was cut into pieces (max-line-bytes), and which records after the checkpoint
+ * belong to multiline groups already delivered.
+ */
 export interface ContinuationState {
-  /** number of the next piece of the cut line */
+  /** number of the next piece of the cut line; 0 when the checkpoint is not inside a cut line */
   part: number;
   time: string | undefined;
   stream: 'stdout' | 'stderr' | undefined;
+  skip?: SkipEntry[] | undefined;
 }
 
 export interface AckEntry {

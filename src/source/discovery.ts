@@ -32,8 +32,13 @@ export interface Match {
 /**
  * Expands paths and globs to the regular files they name now. Symlinks are followed (a file's
  * identity is its target) and a target reached by several paths is listed once, under the first.
+ * Paths `skip` says are already known are left out without a stat (a periodic scan of many
+ * followed files should cost one directory walk, not a stat per file).
  */
-export async function expandPatterns(patterns: readonly string[]): Promise<Match[]> {
+export async function expandPatterns(
+  patterns: readonly string[],
+  skip?: (path: string) => boolean,
+): Promise<Match[]> {
   const out: Match[] = [];
   const seen = new Set<string>();
   for (const pattern of patterns) {
@@ -50,6 +55,7 @@ export async function expandPatterns(patterns: readonly string[]): Promise<Match
       paths.push(abs);
     }
     for (const path of paths) {
+      if (skip?.(path)) continue;
       try {
         const st = await stat(path);
         if (!st.isFile()) continue;

@@ -3,7 +3,8 @@ import { open } from 'node:fs/promises';
 import { createGunzip } from 'node:zlib';
 import { documentContext } from '../encode/document.ts';
 import { FileProcessor, type ProcessorEvents } from '../parse/file-processor.ts';
-import type { Budget, Enricher, FormatOption, Sink, SourceFile } from '../pipeline/types.ts';
+import type { Budget, Enricher, FileMetadata, FormatOption, Sink, SourceFile } from '../pipeline/types.ts';
+import type { Transforms } from '../transform/types.ts';
 import { AckTracker } from './ack-tracker.ts';
 import type { CheckpointEntry } from './checkpointer.ts';
 import { type Fingerprint, fingerprintBytes } from './fingerprint.ts';
@@ -46,6 +47,7 @@ export interface GzRecoveryDeps {
   sink: Sink;
   events: ProcessorEvents;
   enricher?: Enricher | undefined;
+  transforms?: Transforms | undefined;
   format: FormatOption;
   maxLineBytes: number;
   readChunkBytes: number;
@@ -67,19 +69,20 @@ export async function recoverGz(path: string, entry: CheckpointEntry, deps: GzRe
     path,
     identity: { dev: entry.dev, ino: entry.ino, id: entry.id },
   };
-  let fragment = '';
+  let meta: FileMetadata | undefined;
   if (deps.enricher !== undefined) {
-    const meta = await deps.enricher.describe(source);
+    meta = await deps.enricher.describe(source);
     if (meta.exclude) return 0;
-    fragment = meta.fragment;
     source.fields = meta.fields;
   }
   const processor = new FileProcessor(
-    documentContext(path, deps.hostName, fragment),
+    documentContext(path, deps.hostName, meta?.fragment ?? '', deps.transforms?.fields),
     { format: deps.format, maxLineBytes: deps.maxLineBytes },
     deps.events,
     { format: entry.format, continuation: entry.continuation },
   );
+  // the same records the plain file would have given: same multiline groups, parsers and filters
+  if (deps.transforms !== undefined) processor.transform = deps.transforms.forFile(path, meta);
   let outstanding = 0;
   let allSent = false;
   let resolveDone: () => void = () => {};

@@ -13,6 +13,7 @@ import type {
   SourceEvents,
   SourceFile,
 } from '../pipeline/types.ts';
+import type { Transforms } from '../transform/types.ts';
 import { AckTracker, type ContinuationState } from './ack-tracker.ts';
 import { type CheckpointEntry, entryKey, loadPositions, savePositions } from './checkpointer.ts';
 import { expandPatterns, globBase, type Match } from './discovery.ts';
@@ -53,6 +54,8 @@ export interface TailerDeps {
   budget: Budget;
   events: SourceEvents;
   enricher?: Enricher | undefined;
+  /** multiline, parsers, filters, limits, throttling; without it messages that are JSON objects become fields */
+  transforms?: Transforms | undefined;
 }
 
 type FileState = 'active' | 'parked' | 'gone' | 'closing';
@@ -91,6 +94,12 @@ interface Tracked {
   ready: boolean;
   metaComplete: boolean;
   lastDescribeMs: number;
+  /** what enrichment said, for the transforms (undefined without enrichment) */
+  meta: FileMetadata | undefined;
+  /** emit pending multiline groups at the next read if it finds nothing new */
+  flushDue: boolean;
+  /** throttled (pause mode): not read before this time */
+  pausedUntil: number;
 }
 
 export interface FileStatus {
@@ -307,7 +316,12 @@ export class Tailer {
   async #scan(initial: boolean): Promise<void> {
     let matches: Match[];
     try {
-      matches = await expandPatterns(this.#opts.patterns);
+      matches = await expandPatterns(this.#opts.patterns, (path) => {
+        // a path whose file is followed and still there: the poll notices if it is replaced
+        const key = this.#byPath.get(path);
+        const f = key === undefined ? undefined : this.#files.get(key);
+        return f !== undefined && f.state === 'active' && f.fh !== undefined;
+      });
     } catch (err) {
       this.#deps.events.warn(`scan failed: ${errorMessage(err)}`);
       return;
@@ -397,6 +411,7 @@ export class Tailer {
       sink: this.#deps.sink,
       events: this.#deps.events,
       enricher: this.#deps.enricher,
+      transforms: this.#deps.transforms,
       format: this.#opts.format,
       maxLineBytes: this.#opts.maxLineBytes,
       readChunkBytes: this.#opts.readChunkBytes,
@@ -473,7 +488,7 @@ export class Tailer {
         seen: start,
         size: st.size,
         processor: new FileProcessor(
-          documentContext(m.path, this.#opts.hostName),
+          documentContext(m.path, this.#opts.hostName, '', this.#deps.transforms?.fields),
           { format: this.#opts.format, maxLineBytes: this.#opts.maxLineBytes },
           this.#deps.events,
           { format, continuation },
@@ -496,6 +511,9 @@ export class Tailer {
         ready: false,
         metaComplete: this.#deps.enricher === undefined,
         lastDescribeMs: 0,
+        meta: undefined,
+        flushDue: false,
+        pausedUntil: 0,
       };
       f.tracker = this.#newTracker(f, start, continuation);
       this.#files.set(key, f);
@@ -515,6 +533,9 @@ export class Tailer {
   }
 
   #begin(f: Tracked): void {
+    if (this.#deps.transforms !== undefined) {
+      f.processor.transform = this.#deps.transforms.forFile(f.source.path, undefined);
+    }
     if (this.#deps.enricher !== undefined) {
       void this.#describe(f);
       return;
@@ -549,10 +570,21 @@ export class Tailer {
       return;
     }
     if (meta !== undefined) {
+      f.meta = meta;
       f.source.fields = meta.fields;
-      f.processor.context = documentContext(f.source.path, this.#opts.hostName, meta.fragment);
+      f.processor.context = documentContext(
+        f.source.path,
+        this.#opts.hostName,
+        meta.fragment,
+        this.#deps.transforms?.fields,
+      );
       if (meta.parser !== undefined && this.#opts.format === 'auto' && isFormat(meta.parser)) {
         f.processor.setFormat(meta.parser);
+      }
+      // a later answer (the pod became known) may bring annotations: the processor keeps a
+      // multiline group in progress
+      if (this.#deps.transforms !== undefined) {
+        f.processor.transform = this.#deps.transforms.forFile(f.source.path, meta);
       }
     }
     f.metaComplete = meta?.complete ?? false;
@@ -676,6 +708,7 @@ export class Tailer {
   // --- polling: growth, truncation, rotation ----------------------------------------------------
 
   #polling = false;
+  #polls = 0;
 
   async #poll(): Promise<void> {
     if (this.#polling || this.#stopped) return;
@@ -683,9 +716,20 @@ export class Tailer {
     try {
       const now = Date.now();
       let rescan = false;
+      // files quiet for a while are looked at every QUIET_POLLS-th poll: notifications still bring
+      // their growth at once, and an idle node with hundreds of files stays cheap
+      const everyFile = ++this.#polls % QUIET_POLLS === 0 || !this.#opts.watch;
       for (const f of [...this.#files.values()]) {
         if (this.#stopped) return;
         if (f.state === 'closing') continue;
+        if (
+          !everyFile &&
+          f.state === 'active' &&
+          now - f.lastGrowthMs > QUIET_MS &&
+          !f.processor.hasPendingGroups
+        ) {
+          continue;
+        }
         if (f.state === 'parked') {
           if (await this.#movedAway(f)) this.#finishParked(f);
           continue;
@@ -720,6 +764,11 @@ export class Tailer {
           }
         }
         if (f.state === 'gone') this.#checkGone(f, size, now);
+        const flushMs = this.#deps.transforms?.flushMs;
+        if (flushMs !== undefined && f.processor.hasPendingGroups && now - f.lastGrowthMs >= flushMs) {
+          f.flushDue = true;
+          this.#enqueue(f);
+        }
       }
       if (rescan) this.scanSoon();
     } finally {
@@ -760,8 +809,8 @@ export class Tailer {
 
   #enqueue(f: Tracked): void {
     if (f.queued || this.#stopped || f.state === 'closing') return;
-    // not read before enrichment's first answer
-    if (!f.ready) return;
+    // not read before enrichment's first answer, nor while throttled (a timer enqueues it)
+    if (!f.ready || f.pausedUntil > Date.now()) return;
     f.queued = true;
     this.#queue.push(f);
     const w = this.#wake.pop();
@@ -824,7 +873,10 @@ export class Tailer {
     if (end > f.size) f.size = end;
     const full = bytesRead === buf.length;
     const final = f.finalizing && !full;
-    const res = f.processor.process(buf, bytesRead, f.readPos, final);
+    // pending multiline groups go out after the file was silent for the flush interval
+    const flushGroups = f.flushDue && bytesRead === 0;
+    f.flushDue = false;
+    const res = f.processor.process(buf, bytesRead, f.readPos, final, flushGroups);
     this.#deps.budget.acquire(res.consumed);
     f.held += res.consumed;
     f.readPos += res.consumed;
@@ -851,6 +903,18 @@ export class Tailer {
       return false;
     }
     if (!full) f.eof = true;
+    const transforms = this.#deps.transforms;
+    if (transforms !== undefined && res.consumed > 0) {
+      const wait = transforms.pauseAfter(f.source.path, f.meta, res.ends.length, res.consumed);
+      if (wait > 0) {
+        f.pausedUntil = Date.now() + wait;
+        setTimeout(() => {
+          f.pausedUntil = 0;
+          this.#enqueue(f);
+        }, wait);
+        return false;
+      }
+    }
     return full;
   }
 
@@ -899,6 +963,10 @@ export class Tailer {
 }
 
 const FORMATS: readonly string[] = ['cri', 'docker', 'json', 'text'];
+
+/** A followed file that has not grown for this long is polled only every QUIET_POLLS-th time. */
+const QUIET_MS = 10_000;
+const QUIET_POLLS = 40;
 
 function isFormat(name: string): name is Format {
   return FORMATS.includes(name);

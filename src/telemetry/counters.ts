@@ -10,6 +10,10 @@ export class SourceCounters implements SourceEvents {
   lines = 0;
   parseErrors = 0;
   splits = 0;
+  filtered = 0;
+  truncated = 0;
+  /** throttled records and bytes by namespace and action (`<namespace>\u0000<action>`) */
+  readonly throttled = new Map<string, { lines: number; bytes: number }>();
   filesOpen = 0;
   rotations = 0;
   skipped = 0;
@@ -30,6 +34,20 @@ export class SourceCounters implements SourceEvents {
   }
   lineSplit(): void {
     this.splits++;
+  }
+  recordsFiltered(n: number): void {
+    this.filtered += n;
+  }
+  recordsTruncated(n: number): void {
+    this.truncated += n;
+  }
+  /** ThrottleEvents (transform/throttle.ts) */
+  throttledRecords(namespace: string, action: 'drop' | 'pause', lines: number, bytes: number): void {
+    const key = `${namespace}\u0000${action}`;
+    const t = this.throttled.get(key) ?? { lines: 0, bytes: 0 };
+    t.lines += lines;
+    t.bytes += bytes;
+    this.throttled.set(key, t);
   }
   fileOpened(_path: string): void {
     this.filesOpen++;

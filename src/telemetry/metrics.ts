@@ -69,6 +69,26 @@ export function createMetrics(sources: MetricsSources): Metrics {
   counter('bytes_read_total', 'Bytes read from log files.', () => source.bytes);
   counter('parse_errors_total', 'Lines that could not be parsed in their format.', () => source.parseErrors);
   counter('lines_split_total', 'Lines longer than the maximum line length, split.', () => source.splits);
+  counter('records_filtered_total', 'Records dropped by the configured filters.', () => source.filtered);
+  counter('records_truncated_total', 'Messages cut to the record-size limit.', () => source.truncated);
+  for (const [unit, read] of [
+    ['lines', (t: { lines: number }) => t.lines],
+    ['bytes', (t: { bytes: number }) => t.bytes],
+  ] as const) {
+    new Counter({
+      name: `${PREFIX}throttled_${unit}_total`,
+      help: `Records (${unit}) over the per-container rate limit, by namespace and action (drop: dropped; pause: read later).`,
+      labelNames: ['namespace', 'action'],
+      registers: [registry],
+      collect() {
+        this.reset();
+        for (const [key, t] of source.throttled) {
+          const [namespace, action] = key.split('\u0000');
+          this.inc({ namespace, action }, read(t));
+        }
+      },
+    });
+  }
   counter('rotations_total', 'File rotations and truncations followed.', () => source.rotations);
   counter(
     'skipped_bytes_total',

@@ -126,9 +126,10 @@ describe('logferry agent', () => {
     expect(docs).toHaveLength(2);
     expect(docs[0]).toEqual({
       '@timestamp': '2026-11-22T01:02:03.000000001Z',
-      message: '{"level":"info","msg":"order placed"}',
+      // the application's own message and level, normalised; its fields whole under json
+      message: 'order placed',
       stream: 'stdout',
-      log: { file: { path: file }, offset: 0 },
+      log: { file: { path: file }, offset: 0, level: 'info' },
       host: { name: NODE },
       json: { level: 'info', msg: 'order placed' },
       kubernetes: expect.objectContaining({

@@ -39,9 +39,10 @@ describe('logferry tail --once', () => {
       },
       {
         '@timestamp': '2026-11-22T01:02:03.000000003Z',
-        message: '{"level":"warn","msg":"disk","n":3}',
+        // the application's message and level, normalised (docs/parsing.md)
+        message: 'disk',
         stream: 'stdout',
-        log: { file: { path: file }, offset: offsetOf(2) },
+        log: { file: { path: file }, offset: offsetOf(2), level: 'warn' },
         host: { name: 'node-1' },
         json: { level: 'warn', msg: 'disk', n: 3 },
       },

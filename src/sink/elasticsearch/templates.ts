@@ -13,9 +13,14 @@ export function indexPattern(template: string): string {
  * A composable index template for logferry's documents: a data stream where the cluster has data
  * streams (they need `create` and `@timestamp`, which every document has), and mappings that fix the
  * types of logferry's own fields so that the first document of a new index cannot decide them
- * wrongly; everything else stays dynamic, with strings as keywords (kubernetes.*, json.*).
+ * wrongly; the merge key (`json`) is `flattened`; everything else stays dynamic, with strings as
+ * keywords (kubernetes.*).
  */
-export function templateBody(pattern: string, dataStream: boolean): Record<string, unknown> {
+export function templateBody(
+  pattern: string,
+  dataStream: boolean,
+  mergeKey = 'json',
+): Record<string, unknown> {
   return {
     index_patterns: [pattern],
     priority: 200,
@@ -38,12 +43,18 @@ export function templateBody(pattern: string, dataStream: boolean): Record<strin
             properties: {
               file: { properties: { path: { type: 'keyword' } } },
               offset: { type: 'long' },
+              level: { type: 'keyword', ignore_above: 1024 },
               flags: { type: 'keyword' },
               part: { type: 'integer' },
             },
           },
           host: { properties: { name: { type: 'keyword' } } },
           error: { properties: { type: { type: 'keyword' }, message: { type: 'text' } } },
+          // Applications disagree on types (`user` an object in one, a string in another): under
+          // `flattened` every leaf is a keyword and no document is ever rejected for a conflict.
+          // Depth as deep as logferry parses (parse/json-message.ts); longer leaves are kept in
+          // _source but not indexed. The cost: no numeric range queries on application fields.
+          [mergeKey]: { type: 'flattened', depth_limit: 64, ignore_above: 1024 },
         },
       },
     },
@@ -64,6 +75,7 @@ export async function installTemplates(
   client: Client,
   targets: ReadonlyArray<IndexTemplate | string>,
   log: Logger,
+  mergeKey?: string,
 ): Promise<void> {
   let dataStreams = false;
   try {
@@ -77,7 +89,10 @@ export async function installTemplates(
     const pattern = indexPattern(typeof target === 'string' ? target : target.source);
     const name = templateName(pattern);
     try {
-      await client.indices.putIndexTemplate({ name, ...(templateBody(pattern, dataStreams) as object) });
+      await client.indices.putIndexTemplate({
+        name,
+        ...(templateBody(pattern, dataStreams, mergeKey) as object),
+      });
       log.info(`installed index template ${name} for ${pattern}${dataStreams ? ' (data stream)' : ''}`);
     } catch (err) {
       log.warn(

@@ -48,6 +48,8 @@ export function newProcessor(
       lineSplit: () => {
         events.lineSplits++;
       },
+      recordsFiltered: () => {},
+      recordsTruncated: () => {},
     },
   );
 }

@@ -9,7 +9,13 @@ import { RecordFlag } from '../../../src/parse/types.ts';
 const PATH = '/var/log/pods/ns_pod_uid/app/0.log';
 const HOST = 'node-1';
 const TIME = '2026-11-22T00:00:00.123456789Z';
-const noEvents = { linesRead(_n: number): void {}, parseError(_kind: string): void {}, lineSplit(): void {} };
+const noEvents = {
+  linesRead(_n: number): void {},
+  parseError(_kind: string): void {},
+  lineSplit(): void {},
+  recordsFiltered(_n: number): void {},
+  recordsTruncated(_n: number): void {},
+};
 
 /** CRI `F` lines of `messages`, each complete, in one buffer. */
 function criLines(messages: string[]): Buffer {
@@ -40,7 +46,8 @@ function expected(messages: string[]): { body: Buffer; ends: number[] } {
       part: 0,
     };
     offset += Buffer.byteLength(`${TIME} stdout F ${message}\n`);
-    return `${encodeDocument(rec, ctx, '"unused"', jsonObjectText(message))}\n`;
+    const json = jsonObjectText(message);
+    return `${encodeDocument(rec, ctx, '"unused"', json === undefined ? undefined : { text: json })}\n`;
   });
   let end = 0;
   return { body: Buffer.from(docs.join('')), ends: docs.map((d) => (end += Buffer.byteLength(d))) };

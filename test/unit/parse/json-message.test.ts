@@ -1,6 +1,11 @@
 import fc from 'fast-check';
 import { afterEach, describe, expect, it } from 'vitest';
-import { jsonObjectText, MAX_JSON_DEPTH } from '../../../src/parse/json-message.ts';
+import {
+  jsonObjectText,
+  MAX_JSON_DEPTH,
+  parseJsonObject,
+  rawJsonText,
+} from '../../../src/parse/json-message.ts';
 
 /** `depth` objects nested in one another: depth 1 is `{}`. */
 function nestedObjects(depth: number): string {
@@ -135,5 +140,35 @@ describe('jsonObjectText', () => {
         if (text !== undefined) expect(typeof JSON.parse(text)).toBe('object');
       }),
     );
+  });
+});
+
+describe('parseJsonObject', () => {
+  it('is what jsonObjectText serializes: one parse gives the text and the fields', () => {
+    for (const message of [
+      '{"level":"info","ts":1795334400.1234567,"msg":"hi"}',
+      '{"id":12345678901234567890,"a":1.0}',
+      '{"a":1,"a":{"b":[1,2]}}',
+      '{"__proto__":{"x":1}}',
+    ]) {
+      const object = parseJsonObject(message);
+      expect(object).toBeDefined();
+      expect(JSON.stringify(object)).toBe(jsonObjectText(message));
+    }
+    expect(parseJsonObject('{"level":"info","n":2}')).toEqual({ level: 'info', n: 2 });
+  });
+
+  it.each(['', 'text', '[1]', '{"a":1', nestedObjects(MAX_JSON_DEPTH + 1)])('%j: undefined', (message) => {
+    expect(parseJsonObject(message)).toBeUndefined();
+  });
+
+  it('a number a double would not keep is a raw JSON value, with its source text', () => {
+    const object = parseJsonObject('{"ts":1795334400123456789,"n":1.0,"s":"1"}')!;
+    expect(rawJsonText(object.ts)).toBe('1795334400123456789');
+    expect(object.n).toBe(1);
+    expect(rawJsonText(object.n)).toBeUndefined();
+    expect(rawJsonText(object.s)).toBeUndefined();
+    expect(rawJsonText({ rawJSON: '1' })).toBeUndefined();
+    expect(rawJsonText(null)).toBeUndefined();
   });
 });

@@ -1,0 +1,266 @@
+import {
+  type AgentExit,
+  agentArgs,
+  agentHasFlag,
+  agentLogs,
+  cliEntry,
+  type Delivery,
+  delivery,
+  startAgent,
+  startBenchKube,
+  stateDir,
+  treeTotals,
+  watchdog,
+} from '../lib/agent.ts';
+import { cpuSeconds } from '../lib/child.ts';
+import { CHECKED, type CountingEs, type CountingMode, LEAN, startCountingEs } from '../lib/counting-es.ts';
+import { fmt, fmtRange, roundSummary, summarize } from '../lib/stats.ts';
+import type { BenchOptions, Scenario, ScenarioResult } from '../lib/types.ts';
+import { type CriTree, criTree } from '../lib/workload.ts';
+
+/** Pods in the workload tree; the lines are spread evenly over them. */
+export const PODS = 50;
+
+/** The issue's targets, reported next to the figures (not asserted). */
+const TARGET = { linesPerSecond: 250_000, cpuPerMillion: 4.0, peakRssMiB: 128 };
+
+interface Config {
+  name: string;
+  flags: string[];
+}
+
+interface Run {
+  exit: AgentExit;
+  cpuSeconds: number;
+  peakRssMiB: number;
+  /** CPU of this process (fake Elasticsearch, fake API, bookkeeping) during the run */
+  runnerCpuSeconds: number;
+  /** of which in the fake Elasticsearch's request handlers */
+  esHandlerCpuSeconds: number;
+  bytesToEs: number;
+  bulkRequests: number;
+  delivery: Delivery;
+  agentStopped: Record<string, unknown> | undefined;
+}
+
+/** The workload tree for the agent scenarios: `--lines` spread over PODS pods. */
+export function agentTree(opts: BenchOptions): Promise<CriTree> {
+  return criTree(PODS, Math.max(1, Math.ceil(opts.lines / PODS)), opts.seed);
+}
+
+async function runOnce(
+  opts: BenchOptions,
+  entry: string,
+  tree: CriTree,
+  es: CountingEs,
+  kubeUrl: string,
+  flags: string[],
+  mode: CountingMode = LEAN,
+): Promise<Run> {
+  const state = await stateDir();
+  es.reset(mode);
+  try {
+    const c0 = process.cpuUsage();
+    const agent = startAgent(
+      opts.root,
+      agentArgs(entry, { podsDir: tree.dir, stateDir: state.dir, kubeUrl, esUrl: es.url }, [
+        '--once',
+        ...flags,
+      ]),
+    );
+    // generous: 60 s plus 200 µs per line (5,000 lines/s)
+    const dog = watchdog(agent, 60_000 + tree.lines / 5, 'agent-es');
+    const exit = await agent.exited;
+    dog.clear();
+    const c = process.cpuUsage(c0);
+    if (exit.code !== 0 || exit.usage === undefined) {
+      throw new Error(
+        `agent --once: exit code ${exit.code}, signal ${exit.signal}${exit.usage === undefined ? ', no rusage' : ''}\n--- stderr (last 4 KiB) ---\n${agent.stderr().slice(-4096)}`,
+      );
+    }
+    return {
+      exit,
+      cpuSeconds: cpuSeconds(exit.usage),
+      peakRssMiB: exit.usage.resourceUsage.maxRSS / 1024,
+      runnerCpuSeconds: (c.user + c.system) / 1e6,
+      esHandlerCpuSeconds: es.stats.cpuSeconds,
+      bytesToEs: es.stats.bytesReceived,
+      bulkRequests: es.stats.bulkRequests,
+      delivery: delivery(es, tree),
+      agentStopped: agentLogs(agent.stderr(), 'stopped').at(-1),
+    };
+  } finally {
+    await state.cleanup();
+  }
+}
+
+export const agentEs: Scenario = {
+  name: 'agent-es',
+  description: `\`logferry agent --once\` over a ${PODS}-pod /var/log/pods tree with pod labels from a fake Kubernetes API, to a counting fake Elasticsearch`,
+  async run(opts: BenchOptions): Promise<ScenarioResult> {
+    const entry = cliEntry(opts);
+    const tree = await agentTree(opts);
+    const totals = treeTotals(tree);
+    const configs: Config[] = [{ name: 'defaults', flags: [] }];
+    const workers = agentHasFlag('workers');
+    if (workers) {
+      configs.push(
+        { name: '--workers 1', flags: ['--workers', '1'] },
+        { name: '--workers 2', flags: ['--workers', '2'] },
+      );
+    }
+
+    const es = await startCountingEs();
+    const kube = await startBenchKube(tree);
+    const runs = new Map<string, Run[]>();
+    let fixed: Run[] = [];
+    let checked: Run;
+    try {
+      // the checked run: every document JSON.parse'd, json/partial/labels counted (this costs the
+      // runner ~10 µs per document, so it is not one of the timed runs)
+      checked = await runOnce(opts, entry, tree, es, kube.url, [], CHECKED);
+      for (const cfg of configs) {
+        const list: Run[] = [];
+        for (let r = 0; r < opts.reps; r++)
+          list.push(await runOnce(opts, entry, tree, es, kube.url, cfg.flags));
+        runs.set(cfg.name, list);
+      }
+    } finally {
+      await kube.close();
+    }
+    // the fixed cost: the same command over a 1-pod, 1-line tree (Node, module loading, API sync, exit)
+    const tiny = await criTree(1, 1, opts.seed);
+    const tinyKube = await startBenchKube(tiny);
+    try {
+      for (let r = 0; r < opts.reps; r++) fixed.push(await runOnce(opts, entry, tiny, es, tinyKube.url, []));
+    } finally {
+      await tinyKube.close();
+      await es.close();
+    }
+    fixed = fixed.filter((f) => f.delivery.problems.length === 0);
+
+    const mLines = tree.lines / 1e6;
+    const figuresOf = (list: Run[]) => ({
+      linesPerSecond: summarize(list.map((r) => tree.lines / r.exit.wallSeconds)),
+      mbPerSecond: summarize(list.map((r) => tree.bytes / 1e6 / r.exit.wallSeconds)),
+      wallSeconds: summarize(list.map((r) => r.exit.wallSeconds)),
+      cpuSeconds: summarize(list.map((r) => r.cpuSeconds)),
+      cpuSecondsPerMillionLines: summarize(list.map((r) => r.cpuSeconds / mLines)),
+      coresUsed: summarize(list.map((r) => r.cpuSeconds / r.exit.wallSeconds)),
+      peakRssMiB: summarize(list.map((r) => r.peakRssMiB)),
+      runnerCpuSeconds: summarize(list.map((r) => r.runnerCpuSeconds)),
+      runnerCores: summarize(list.map((r) => r.runnerCpuSeconds / r.exit.wallSeconds)),
+      esHandlerCpuSeconds: summarize(list.map((r) => r.esHandlerCpuSeconds)),
+    });
+    const byConfig = configs.map((c) => ({
+      cfg: c,
+      list: runs.get(c.name)!,
+      f: figuresOf(runs.get(c.name)!),
+    }));
+    const worst = (list: Run[], k: 'delivered' | 'duplicated' | 'lost') =>
+      k === 'delivered'
+        ? Math.min(...list.map((r) => r.delivery[k]))
+        : Math.max(...list.map((r) => r.delivery[k]));
+
+    const n = (x: number) => x.toLocaleString('en-US');
+    const rows: string[][] = [];
+    const row = (name: string, target: string, cell: (b: (typeof byConfig)[number]) => string) =>
+      rows.push([name, ...byConfig.map(cell), target]);
+    row('lines/s', `≥ ${n(TARGET.linesPerSecond)}`, (b) => fmtRange(b.f.linesPerSecond));
+    row('MB/s', '', (b) => fmtRange(b.f.mbPerSecond));
+    row('wall s', '', (b) => fmtRange(b.f.wallSeconds));
+    row('CPU s (user+sys)', '', (b) => fmtRange(b.f.cpuSeconds));
+    row('CPU s per million lines', `≤ ${TARGET.cpuPerMillion.toFixed(1)}`, (b) =>
+      fmtRange(b.f.cpuSecondsPerMillionLines),
+    );
+    row('cores used (CPU/wall)', '', (b) => fmtRange(b.f.coresUsed));
+    row('peak RSS MiB', `≤ ${TARGET.peakRssMiB}`, (b) => fmtRange(b.f.peakRssMiB));
+    row('documents delivered', n(totals.records), (b) => n(worst(b.list, 'delivered')));
+    row('  duplicated', '0', (b) => n(worst(b.list, 'duplicated')));
+    row('  lost', '0', (b) => n(worst(b.list, 'lost')));
+    row('runner CPU s (fake ES + API)', '', (b) => fmtRange(b.f.runnerCpuSeconds));
+
+    const problems = [
+      ...(checked.delivery.problems.length > 0
+        ? [`checked run: ${checked.delivery.problems.join('; ')}`]
+        : []),
+      ...byConfig.flatMap((b) =>
+        b.list.flatMap((r, i) =>
+          r.delivery.problems.length > 0
+            ? [`${b.cfg.name} run ${i + 1}: ${r.delivery.problems.join('; ')}`]
+            : [],
+        ),
+      ),
+    ];
+    const first = byConfig[0]!;
+    const sample = first.list[0]!;
+    const fixedCpu = fixed.length > 0 ? summarize(fixed.map((r) => r.cpuSeconds)) : undefined;
+    const fixedRss = fixed.length > 0 ? summarize(fixed.map((r) => r.peakRssMiB)) : undefined;
+    const fixedWall = fixed.length > 0 ? summarize(fixed.map((r) => r.exit.wallSeconds)) : undefined;
+    const metas = tree.files.map((f) => f.meta);
+    const sum = (k: 'traceLines' | 'partialLines' | 'stderrLines') => metas.reduce((s, m) => s + m[k], 0);
+    const notes = [
+      `workload: ${tree.dir}${tree.cached ? ' (cached)' : ''}`,
+      `  ${PODS} pods, ${n(tree.lines)} CRI lines, ${fmt(tree.bytes / 1e6)} MB (${fmt(tree.bytes / tree.lines)} B/line), ${n(totals.records)} records: ${n(totals.jsonRecords)} JSON, ${n(totals.partialRecords)} joined from ${n(sum('partialLines'))} P lines, ${n(sum('traceLines'))} stack-trace lines (one record each: multiline is off by default)`,
+      problems.length === 0
+        ? `correctness: every run delivered each record exactly once; the checked run (every document JSON.parse'd, not timed) found ${n(checked.delivery.json)} with json, ${n(checked.delivery.partial)} partial, ${n(checked.delivery.labelled)} with pod labels: as written`
+        : `CORRECTNESS PROBLEMS: ${problems.join(' | ')}`,
+      `  timed runs: ids counted exactly, each source line checked as {...}, 1 in 64 JSON.parse'd (with labels)`,
+      `  the agent's own account (last run): ${JSON.stringify(sample.agentStopped ?? {})}`,
+      `to Elasticsearch: ${fmt(sample.bytesToEs / 1e6)} MB of NDJSON in ${n(sample.bulkRequests)} bulk requests (${fmt(sample.bytesToEs / totals.records)} B/document with its action line)`,
+      `runner CPU (fake Elasticsearch, fake API, polling) during a run: ${fmtRange(first.f.runnerCpuSeconds)} s, ${fmtRange(first.f.runnerCores)} cores; in the bulk handlers ${fmtRange(first.f.esHandlerCpuSeconds)} s (the rest is HTTP and GC)`,
+      fixedCpu !== undefined && fixedRss !== undefined && fixedWall !== undefined
+        ? `fixed cost, the same command over a 1-pod, 1-line tree: ${fmtRange(fixedCpu)} CPU s, ${fmtRange(fixedRss)} MiB peak RSS, ${fmtRange(fixedWall)} s wall`
+        : 'fixed cost: the 1-line runs did not deliver their record',
+      workers
+        ? 'workers: --workers 1 and --workers 2 runs shown next to the defaults'
+        : 'workers: not available yet (logferry agent has no --workers flag)',
+      `${opts.reps} run(s) per column; median (min–max); delivered is the lowest of the runs, duplicated and lost the highest; CPU and RSS of the agent process only (all threads, from its own resourceUsage at exit); wall from spawn to exit`,
+      `command: node ${agentArgs(entry, { podsDir: '<tree>', stateDir: '<fresh dir>', kubeUrl: '<fake API>', esUrl: '<counting ES>' }, ['--once']).join(' ')}`,
+    ];
+
+    return {
+      params: {
+        pods: PODS,
+        lines: tree.lines,
+        bytes: tree.bytes,
+        records: totals.records,
+        seed: opts.seed,
+        generatorVersion: tree.files[0]?.meta.generatorVersion,
+        reps: opts.reps,
+        cli: entry,
+        configs: configs.map((c) => c.name),
+        workersFlag: workers,
+        targets: TARGET,
+      },
+      figures: {
+        ...Object.fromEntries(
+          byConfig.map((b) => [
+            b.cfg.name,
+            {
+              ...Object.fromEntries(Object.entries(b.f).map(([k, v]) => [k, roundSummary(v)])),
+              delivered: worst(b.list, 'delivered'),
+              duplicated: worst(b.list, 'duplicated'),
+              lost: worst(b.list, 'lost'),
+              problems: b.list.flatMap((r) => r.delivery.problems),
+            },
+          ]),
+        ),
+        fixedCost:
+          fixedCpu !== undefined && fixedRss !== undefined && fixedWall !== undefined
+            ? {
+                cpuSeconds: roundSummary(fixedCpu),
+                peakRssMiB: roundSummary(fixedRss),
+                wallSeconds: roundSummary(fixedWall),
+              }
+            : undefined,
+        bytesToEs: sample.bytesToEs,
+      },
+      table: {
+        columns: ['figure', ...configs.map((c) => c.name), 'target'],
+        rows,
+      },
+      notes,
+    };
+  },
+};
