@@ -329,7 +329,6 @@ export class FileProcessor {
         const fields = parser !== undefined && mayCarryJson(rec) ? parser(rec.message) : undefined;
         doc = encodeDocument(rec, this.#ctx, fallbackTime, fields);
       } else {
-        if (t.throttle !== undefined && !t.throttle.admit(Buffer.byteLength(rec.message))) continue;
         if (t.maxRecordBytes !== undefined && rec.message.length > t.maxRecordBytes / 3) {
           const cut = limitMessage(rec.message, t.maxRecordBytes);
           if (cut.truncated) {
@@ -348,6 +347,8 @@ export class FileProcessor {
           }
           doc = JSON.stringify(kept);
         }
+        // after the filters: records a filter drops never use the container's budget
+        if (t.throttle !== undefined && !t.throttle.admit(Buffer.byteLength(rec.message))) continue;
       }
       docs.push(doc);
       offsets.push(rec.offset);

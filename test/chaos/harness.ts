@@ -188,7 +188,13 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosSummary> {
 
   startAgent();
   const end = started + opts.durationMs;
+  let lastProgress = Date.now();
   while (Date.now() < end) {
+    if (Date.now() - lastProgress >= 30_000) {
+      lastProgress = Date.now();
+      const written = pods.reduce((n, p) => n + p.seq, 0);
+      say(`progress: written ${written}, delivered ${es.count(INDEX)}, live pods ${pods.filter((p) => !p.gone).length}`);
+    }
     await sleep(500 + random() * 2500);
     const r = opts.calm ? 2 : random();
     if (r < 0.25) {
