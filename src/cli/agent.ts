@@ -1,7 +1,7 @@
 import { mkdir } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
-import { agentUsage, type ConfigValues, loadAgentConfig } from '../config/load.ts';
+import { agentUsage, type ConfigValues, loadAgentConfig, workerCount } from '../config/load.ts';
 import { AGENT_OPTIONS } from '../config/options.ts';
 import { KubernetesEnricher, type KubernetesEnricherOptions } from '../enrich/kubernetes-enricher.ts';
 import { KubernetesPodSource } from '../enrich/pod-cache.ts';
@@ -17,6 +17,7 @@ import { SourceCounters } from '../telemetry/counters.ts';
 import { jsonLogger, type Logger, textLogger } from '../telemetry/logger.ts';
 import { createMetrics } from '../telemetry/metrics.ts';
 import { RecordTransforms, recordOptions } from '../transform/resolve.ts';
+import { WorkerPool } from '../worker/pool.ts';
 import { version } from './main.ts';
 import { createOutput, type OutputConfig, outputConfig } from './output-flags.ts';
 
@@ -175,25 +176,40 @@ export async function runAgent(argv: string[]): Promise<number> {
   }
 
   const counters = new SourceCounters(log);
-  const transforms = new RecordTransforms(recordOptions(get), {
-    throttle: {
-      throttled: (ns, action, lines, bytes) => counters.throttledRecords(ns, action, lines, bytes),
-    },
-    warn: (m) => log.warn(m),
-  });
+  const throttled = (ns: string, action: 'drop' | 'pause', lines: number, bytes: number) =>
+    counters.throttledRecords(ns, action, lines, bytes);
+  const records = recordOptions(get);
+  const transforms = new RecordTransforms(records, { throttle: { throttled }, warn: (m) => log.warn(m) });
   const pods = podSource(get, log);
   const enricher = new KubernetesEnricher(pods, enricherOptions(get));
   let stop: (() => void) | undefined;
+  let exitCode = 0;
   const stopped = new Promise<void>((resolve) => {
     stop = resolve;
   });
+  const workers = workerCount(get('workers'), '--workers');
+  const work =
+    workers === 0
+      ? undefined
+      : new WorkerPool({
+          workers,
+          records,
+          events: counters,
+          throttled,
+          onFatal: (err) => {
+            // a bug; the files' processors are gone: stop (checkpoints hold what was delivered)
+            log.error(`records worker failed: ${err.message}; stopping`);
+            exitCode = 1;
+            stop?.();
+          },
+        });
   const { sink, elasticsearch } = await createOutput(output, log, (err) => {
     log.error(`output failed: ${err.message}`);
     stop?.();
   });
   const pipeline = new Pipeline(
     { tailer: tailerOptions(get, loaded.once, hostName), maxBufferBytes: get<number>('maxBufferBytes') },
-    { sink, events: counters, enricher, transforms },
+    { sink, events: counters, enricher, transforms, work },
   );
   const metrics = createMetrics({
     source: counters,
@@ -277,6 +293,7 @@ export async function runAgent(argv: string[]): Promise<number> {
     process.off('SIGINT', onStop);
     process.off('SIGHUP', onReload);
     await pods.stop();
+    await work?.close();
     await server.close();
     await lock?.release();
   }
@@ -292,5 +309,5 @@ export async function runAgent(argv: string[]): Promise<number> {
   } else {
     log.info('stopped');
   }
-  return 0;
+  return exitCode;
 }

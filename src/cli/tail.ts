@@ -1,6 +1,7 @@
 import { stat } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { parseArgs } from 'node:util';
+import { workerCount } from '../config/load.ts';
 import { AGENT_OPTIONS } from '../config/options.ts';
 import { UsageError } from '../errors.ts';
 import { Pipeline } from '../pipeline/pipeline.ts';
@@ -15,6 +16,7 @@ import {
   recordOptionProblems,
   recordOptions,
 } from '../transform/resolve.ts';
+import { WorkerPool } from '../worker/pool.ts';
 import {
   createOutput,
   OUTPUT_OPTIONS,
@@ -37,7 +39,7 @@ Options:
                                save positions, exit 0
   --positions <file>           checkpoint file: resume exactly where the last run stopped
   --max-line-bytes <size>      longer lines are cut into pieces flagged "split" (default: 256KiB)
-  --max-buffer-bytes <size>    bytes read but not yet written/acknowledged before reading pauses (default: 64MiB)
+  --max-buffer-bytes <size>    encoded documents not yet written/acknowledged before reading pauses (default: 64MiB)
   --max-open-files <n>         files held open at once; quiet files are parked beyond it (default: 1024)
   --poll-interval-ms <n>       how often open files are checked for growth, rotation, truncation (default: 250)
   --host-name <name>           value of host.name (default: this machine's host name)
@@ -45,6 +47,7 @@ Options:
                                ruby, dotnet (default: none; docs/multiline.md)
   --multiline-flush-ms <ms>    a pending multiline record is emitted after this much silence (default: 1000)
   --parser <name>              message fields: json, logfmt or none (default: json; docs/parsing.md)
+  --workers <n|auto>           threads that parse and encode; 0: all on the main thread (default: auto)
   -h, --help                   show this help
 
 ${OUTPUT_USAGE.replace('%INDEX%', 'logs-logferry-default')}`;
@@ -76,6 +79,8 @@ export interface TailCommand {
   maxBufferBytes: number;
   /** multiline and parser choices (the agent's defaults for everything else) */
   records: RecordOptions;
+  /** worker threads (0: everything on the main thread) */
+  workers: number;
 }
 
 /** The agent's defaults for the record options, with `tail`'s flags over them. */
@@ -119,6 +124,11 @@ export function parseTailArgs(argv: string[]): TailCommand | 'help' {
     patterns: parsed.positionals,
     once,
     records: tailRecordOptions(v),
+    // LOGFERRY_WORKERS as for the agent (the test suite runs the CLI both ways with it)
+    workers:
+      v.workers !== undefined
+        ? workerCount(v.workers, '--workers')
+        : workerCount(process.env.LOGFERRY_WORKERS || 'auto', 'LOGFERRY_WORKERS'),
     output: outputConfig(v, TAIL_DEFAULT_INDEX, hostName),
     maxBufferBytes:
       v['max-buffer-bytes'] === undefined
@@ -170,6 +180,7 @@ function parse(argv: string[]) {
       multiline: { type: 'string' },
       'multiline-flush-ms': { type: 'string' },
       parser: { type: 'string' },
+      workers: { type: 'string' },
       help: { type: 'boolean', short: 'h' },
       ...OUTPUT_OPTIONS,
     },
@@ -211,9 +222,21 @@ export async function runTail(argv: string[]): Promise<number> {
     stopRequested?.();
   });
   const transforms = new RecordTransforms(cmd.records, { warn: (m) => log.warn(m) });
+  const work =
+    cmd.workers === 0
+      ? undefined
+      : new WorkerPool({
+          workers: cmd.workers,
+          records: cmd.records,
+          events: counters,
+          onFatal: (err) => {
+            fatal = new Error(`records worker failed: ${err.message}`);
+            stopRequested?.();
+          },
+        });
   const pipeline = new Pipeline(
     { tailer: cmd.tailer, maxBufferBytes: cmd.maxBufferBytes },
-    { sink, events: counters, transforms },
+    { sink, events: counters, transforms, work },
   );
   const onSignal = () => stopRequested?.();
   process.once('SIGINT', onSignal);
@@ -240,6 +263,7 @@ export async function runTail(argv: string[]): Promise<number> {
   } finally {
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
+    await work?.close();
   }
   const err = fatal as Error | undefined;
   if (err !== undefined && (err as NodeJS.ErrnoException).code !== 'EPIPE') {

@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
 import { parseArgs } from 'node:util';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
@@ -267,7 +268,20 @@ export function loadAgentConfig(argv: string[], env: NodeJS.ProcessEnv = process
   }
   if (values.get('nodeName') === undefined && env.NODE_NAME) values.set('nodeName', env.NODE_NAME);
   checkRecordOptions(values, configFile ?? 'config');
+  workerCount(values.get('workers'), '--workers');
   return { values, configFile, once: flags.once === true };
+}
+
+/** `--workers`: auto, or a whole number from 0 (no worker threads) to 64. */
+export function workerCount(value: unknown, where: string): number {
+  if (value === 'auto' || value === undefined) return Math.min(4, Math.max(1, availableParallelism() - 1));
+  const n = typeof value === 'number' ? value : /^\d+$/.test(String(value)) ? Number(value) : Number.NaN;
+  if (!Number.isSafeInteger(n) || n < 0 || n > 64) {
+    throw new UsageError(
+      `${where}: '${String(value)}' is not valid: expected auto or a number of threads from 0 to 64`,
+    );
+  }
+  return n;
 }
 
 /**

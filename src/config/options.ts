@@ -83,6 +83,14 @@ export const AGENT_OPTIONS: readonly OptionSpec[] = [
     default: 256 * 1024,
     description: 'a longer line is cut into pieces flagged "split"',
   },
+  {
+    key: 'workers',
+    flag: 'workers',
+    type: 'string',
+    default: 'auto',
+    description:
+      'threads that parse and encode (file I/O, acknowledgements and checkpoints stay on the main thread); 0 does it all on the main thread; auto: one less than the cores, at least 1, at most 4',
+  },
   // --- records: multiline, parsing, filters, limits, throttling ---
   {
     key: 'multiline.default',
@@ -254,7 +262,8 @@ export const AGENT_OPTIONS: readonly OptionSpec[] = [
     flag: 'max-buffer-bytes',
     type: 'bytes',
     default: 64 * MiB,
-    description: 'bytes read but not yet acknowledged by the output; reading pauses beyond it',
+    description:
+      'encoded documents (with their metadata) waiting for the output to acknowledge them; reading pauses beyond it',
   },
   // --- Kubernetes metadata ---
   {

@@ -77,6 +77,19 @@ export function encodeDocument(
   fallbackTimeJson: string,
   fields: StructuredFields | undefined,
 ): string {
+  return `${encodeDocumentHead(rec, ctx, fallbackTimeJson, fields)}${ctx.extra}}`;
+}
+
+/**
+ * The document without the file's enrichment members (`ctx.extra`) and the closing brace: the hot
+ * path writes those as bytes encoded once per file (parse/file-processor.ts).
+ */
+export function encodeDocumentHead(
+  rec: LogRecord,
+  ctx: DocumentContext,
+  fallbackTimeJson: string,
+  fields: StructuredFields | undefined,
+): string {
   const time =
     ctx.appTimestamp && fields?.time !== undefined
       ? JSON.stringify(fields.time)
@@ -94,7 +107,7 @@ export function encodeDocument(
   doc += `},${ctx.host}`;
   if (fields !== undefined) doc += `${ctx.fieldsPrefix}${fields.text}`;
   if (rec.error !== undefined) doc += `,"error":{"type":"parse","message":${JSON.stringify(rec.error)}}`;
-  return `${doc}${ctx.extra}}`;
+  return doc;
 }
 
 /** Whether the record's message should be tried as a JSON object (whole, well-formed records only). */

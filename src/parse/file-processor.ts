@@ -1,5 +1,10 @@
 import { isUtf8 } from 'node:buffer';
-import { type DocumentContext, encodeDocument, mayCarryJson } from '../encode/document.ts';
+import {
+  type DocumentContext,
+  encodeDocument,
+  encodeDocumentHead,
+  mayCarryJson,
+} from '../encode/document.ts';
 import type { Format, FormatOption } from '../pipeline/types.ts';
 import type { ContinuationState } from '../source/ack-tracker.ts';
 import { limitMessage } from '../transform/filters.ts';
@@ -85,6 +90,8 @@ export class FileProcessor {
   readonly #opts: ProcessorOptions;
   readonly #events: ProcessorEvents;
   #ctx: DocumentContext;
+  /** `ctx.extra` and the closing brace as UTF-8, encoded once per file, copied into each document */
+  #tail: Buffer;
   #cont: ContinuationState | undefined;
   readonly #records: LogRecord[] = [];
   readonly #grouped: LogRecord[] = [];
@@ -100,6 +107,7 @@ export class FileProcessor {
     resume?: { format?: Format | undefined; continuation?: ContinuationState | undefined },
   ) {
     this.#ctx = ctx;
+    this.#tail = tailBytes(ctx);
     this.#opts = opts;
     this.#events = events;
     this.#joiner = new PartialJoiner(opts.maxLineBytes);
@@ -119,9 +127,12 @@ export class FileProcessor {
     // once reading started, a multiline group in progress is kept
     const current = this.#transform.grouper;
     this.#transform = this.#started && current !== undefined ? { ...t, grouper: current } : t;
+    // Every new grouper gets the checkpoint's skip entries, not only the first one: the tailer sets
+    // a transform when it opens the file and again once the pod's metadata (annotations) is known.
     const grouper = this.#transform.grouper;
-    if (grouper !== undefined && this.#resumeSkip !== undefined) grouper.skipThrough(this.#resumeSkip);
-    this.#resumeSkip = undefined;
+    if (grouper !== undefined && grouper !== current && this.#resumeSkip !== undefined) {
+      grouper.skipThrough(this.#resumeSkip);
+    }
   }
 
   /** A multiline group is waiting for more lines (see process's `flushGroups`). */
@@ -135,6 +146,7 @@ export class FileProcessor {
 
   set context(ctx: DocumentContext) {
     this.#ctx = ctx;
+    this.#tail = tailBytes(ctx);
   }
 
   /** A format chosen from outside (an annotation); only before anything was read. */
@@ -314,6 +326,9 @@ export class FileProcessor {
     const offsets: number[] = [];
     if (n === 0) return { body: EMPTY, ends, offsets };
     const docs: string[] = [];
+    /** 1 where docs[i] is a head that the file's tail bytes complete (encodeDocumentHead) */
+    const headed: number[] = [];
+    const tail = this.#tail;
     const fallbackTime = `"${new Date().toISOString()}"`;
     const t = this.#transform;
     const parser = this.#format !== 'text' ? t.parser : undefined;
@@ -327,7 +342,7 @@ export class FileProcessor {
       let doc: string | undefined;
       if (!slow) {
         const fields = parser !== undefined && mayCarryJson(rec) ? parser(rec.message) : undefined;
-        doc = encodeDocument(rec, this.#ctx, fallbackTime, fields);
+        doc = encodeDocumentHead(rec, this.#ctx, fallbackTime, fields);
       } else {
         if (t.maxRecordBytes !== undefined && rec.message.length > t.maxRecordBytes / 3) {
           const cut = limitMessage(rec.message, t.maxRecordBytes);
@@ -351,9 +366,12 @@ export class FileProcessor {
         if (t.throttle !== undefined && !t.throttle.admit(Buffer.byteLength(rec.message))) continue;
       }
       docs.push(doc);
+      const head = slow ? 0 : 1;
+      headed.push(head);
       offsets.push(rec.offset);
-      chars += doc.length + 1;
-      if (doc.length > longest) longest = doc.length;
+      const size = doc.length + 1 + head * tail.length;
+      chars += size;
+      if (size > longest) longest = size;
     }
     const summary = t.throttle?.summary();
     if (summary !== undefined) {
@@ -374,9 +392,10 @@ export class FileProcessor {
         undefined,
       );
       docs.push(doc);
+      headed.push(0);
       offsets.push(lastByte);
       chars += doc.length + 1;
-      if (doc.length > longest) longest = doc.length;
+      if (doc.length + 1 > longest) longest = doc.length + 1;
     }
     if (filtered > 0) this.#events.recordsFiltered(filtered);
     if (truncated > 0) this.#events.recordsTruncated(truncated);
@@ -386,14 +405,20 @@ export class FileProcessor {
     let left = chars; // characters (with newlines) not written yet
     for (let i = 0; i < docs.length; i++) {
       const doc = docs[i]!;
-      if (buf.length - pos < 3 * doc.length + 1) buf = grown(buf, pos, left + 2 * longest);
+      const tailLength = headed[i]! * tail.length;
+      if (buf.length - pos < 3 * doc.length + tailLength + 1) buf = grown(buf, pos, left + 2 * longest);
       pos += buf.write(doc, pos);
+      if (tailLength > 0) pos += tail.copy(buf, pos);
       buf[pos++] = 0x0a;
       ends.push(pos);
-      left -= doc.length + 1;
+      left -= doc.length + tailLength + 1;
     }
     return { body: exactly(buf, pos), ends, offsets };
   }
+}
+
+function tailBytes(ctx: DocumentContext): Buffer {
+  return Buffer.from(`${ctx.extra}}`, 'utf8');
 }
 
 /** A copy of `buf[0, used)` in a new buffer with `room` more bytes after it. */

@@ -1,5 +1,6 @@
 import { Tailer, type TailerOptions } from '../source/tailer.ts';
 import type { Transforms } from '../transform/types.ts';
+import type { FileWorkFactory } from '../worker/file-work.ts';
 import { ByteBudget } from './budget.ts';
 import type { Enricher, Sink, SourceEvents } from './types.ts';
 
@@ -14,6 +15,7 @@ export interface PipelineDeps {
   events: SourceEvents;
   enricher?: Enricher | undefined;
   transforms?: Transforms | undefined;
+  work?: FileWorkFactory | undefined;
 }
 
 /**
@@ -35,6 +37,7 @@ export class Pipeline {
       events: deps.events,
       enricher: deps.enricher,
       transforms: deps.transforms,
+      work: deps.work,
     });
   }
 

@@ -2,7 +2,6 @@ import { type FileHandle, open, stat } from 'node:fs/promises';
 import { type FSWatcher, watch } from 'chokidar';
 import { documentContext } from '../encode/document.ts';
 import { errorMessage } from '../errors.ts';
-import { FileProcessor } from '../parse/file-processor.ts';
 import type {
   Budget,
   Enricher,
@@ -14,6 +13,7 @@ import type {
   SourceFile,
 } from '../pipeline/types.ts';
 import type { Transforms } from '../transform/types.ts';
+import { type FileWork, type FileWorkFactory, localFileWork } from '../worker/file-work.ts';
 import { AckTracker, type ContinuationState } from './ack-tracker.ts';
 import { type CheckpointEntry, entryKey, loadPositions, savePositions } from './checkpointer.ts';
 import { expandPatterns, globBase, type Match } from './discovery.ts';
@@ -56,9 +56,16 @@ export interface TailerDeps {
   enricher?: Enricher | undefined;
   /** multiline, parsers, filters, limits, throttling; without it messages that are JSON objects become fields */
   transforms?: Transforms | undefined;
+  /** where files are processed: worker threads (worker/pool.ts); default: this thread */
+  work?: FileWorkFactory | undefined;
 }
 
 type FileState = 'active' | 'parked' | 'gone' | 'closing';
+
+/** A reader's chunk buffer; processing in a worker thread hands back a (transferred) buffer. */
+interface Reader {
+  buf: Buffer;
+}
 
 interface Tracked {
   key: string;
@@ -69,7 +76,8 @@ interface Tracked {
   /** bytes looked at so far: readPos plus an unconsumed incomplete last line */
   seen: number;
   size: number;
-  processor: FileProcessor;
+  /** splitting, parsing, encoding: here or in a worker thread */
+  work: FileWork;
   tracker: AckTracker;
   /** budget bytes this file holds for its current tracker */
   held: number;
@@ -138,6 +146,7 @@ export class Tailer {
   #workers: Promise<void>[] = [];
   #timers: NodeJS.Timeout[] = [];
   #watcher: FSWatcher | undefined;
+  readonly #work: FileWorkFactory;
   #stopped = false;
   #dirty = false;
   /** positions from an earlier run were loaded */
@@ -152,6 +161,7 @@ export class Tailer {
   constructor(opts: TailerOptions, deps: TailerDeps) {
     this.#opts = opts;
     this.#deps = deps;
+    this.#work = deps.work ?? localFileWork(deps.events, deps.transforms);
   }
 
   /** Loads checkpoints, opens the files that exist now and starts reading and watching. */
@@ -163,7 +173,8 @@ export class Tailer {
       if (loaded.warning !== undefined) this.#deps.events.warn(loaded.warning);
     }
     for (let i = 0; i < this.#opts.readers; i++) {
-      this.#workers.push(this.#worker(Buffer.allocUnsafe(this.#opts.readChunkBytes)));
+      // own ArrayBuffers: a worker thread takes a chunk's buffer over (transfer) and gives it back
+      this.#workers.push(this.#worker({ buf: Buffer.allocUnsafeSlow(this.#opts.readChunkBytes) }));
     }
     await this.#scan(true);
     if (this.#opts.once) return;
@@ -289,7 +300,7 @@ export class Tailer {
       fingerprint: f.verify.fingerprint,
       fingerprintBytes: f.verify.fingerprintBytes,
       offset: f.tracker.committed,
-      format: f.processor.format,
+      format: f.work.format,
       continuation: f.tracker.continuation,
       seenMs: now,
       ...(f.birthMs > 0 ? { birthMs: f.birthMs } : {}),
@@ -487,12 +498,12 @@ export class Tailer {
         readPos: start,
         seen: start,
         size: st.size,
-        processor: new FileProcessor(
-          documentContext(m.path, this.#opts.hostName, '', this.#deps.transforms?.fields),
-          { format: this.#opts.format, maxLineBytes: this.#opts.maxLineBytes },
-          this.#deps.events,
-          { format, continuation },
-        ),
+        work: this.#work.create({
+          path: m.path,
+          ctx: documentContext(m.path, this.#opts.hostName, '', this.#deps.transforms?.fields),
+          opts: { format: this.#opts.format, maxLineBytes: this.#opts.maxLineBytes },
+          resume: { format, continuation },
+        }),
         tracker: undefined as unknown as AckTracker,
         held: 0,
         verify: fp,
@@ -533,9 +544,6 @@ export class Tailer {
   }
 
   #begin(f: Tracked): void {
-    if (this.#deps.transforms !== undefined) {
-      f.processor.transform = this.#deps.transforms.forFile(f.source.path, undefined);
-    }
     if (this.#deps.enricher !== undefined) {
       void this.#describe(f);
       return;
@@ -572,20 +580,15 @@ export class Tailer {
     if (meta !== undefined) {
       f.meta = meta;
       f.source.fields = meta.fields;
-      f.processor.context = documentContext(
-        f.source.path,
-        this.#opts.hostName,
-        meta.fragment,
-        this.#deps.transforms?.fields,
+      f.work.setContext(
+        documentContext(f.source.path, this.#opts.hostName, meta.fragment, this.#deps.transforms?.fields),
       );
       if (meta.parser !== undefined && this.#opts.format === 'auto' && isFormat(meta.parser)) {
-        f.processor.setFormat(meta.parser);
+        f.work.setFormat(meta.parser);
       }
       // a later answer (the pod became known) may bring annotations: the processor keeps a
       // multiline group in progress
-      if (this.#deps.transforms !== undefined) {
-        f.processor.transform = this.#deps.transforms.forFile(f.source.path, meta);
-      }
+      f.work.setMeta(meta);
     }
     f.metaComplete = meta?.complete ?? false;
     f.ready = true;
@@ -620,11 +623,8 @@ export class Tailer {
   }
 
   #newTracker(f: Tracked, start: number, continuation: ContinuationState | undefined): AckTracker {
-    const tracker: AckTracker = new AckTracker(start, continuation, (_committed, delta) => {
-      if (f.tracker !== tracker) return;
-      f.held -= delta;
-      this.#deps.budget.release(delta);
-      this.#dirty = true;
+    const tracker: AckTracker = new AckTracker(start, continuation, () => {
+      if (f.tracker === tracker) this.#dirty = true;
     });
     return tracker;
   }
@@ -726,7 +726,7 @@ export class Tailer {
           !everyFile &&
           f.state === 'active' &&
           now - f.lastGrowthMs > QUIET_MS &&
-          !f.processor.hasPendingGroups
+          !f.work.hasPendingGroups
         ) {
           continue;
         }
@@ -765,7 +765,7 @@ export class Tailer {
         }
         if (f.state === 'gone') this.#checkGone(f, size, now);
         const flushMs = this.#deps.transforms?.flushMs;
-        if (flushMs !== undefined && f.processor.hasPendingGroups && now - f.lastGrowthMs >= flushMs) {
+        if (flushMs !== undefined && f.work.hasPendingGroups && now - f.lastGrowthMs >= flushMs) {
           f.flushDue = true;
           this.#enqueue(f);
         }
@@ -817,7 +817,7 @@ export class Tailer {
     if (w !== undefined) w();
   }
 
-  async #worker(buf: Buffer): Promise<void> {
+  async #worker(reader: Reader): Promise<void> {
     while (!this.#stopped) {
       const f = this.#queue.shift();
       if (f === undefined) {
@@ -835,8 +835,10 @@ export class Tailer {
       let more = false;
       try {
         await this.#deps.budget.waitForRoom();
-        if (!this.#stopped) more = await this.#step(f, buf);
+        if (!this.#stopped) more = await this.#step(f, reader);
       } catch (err) {
+        // a buffer handed to a worker thread that failed is gone: read into a new one
+        if (reader.buf.length === 0) reader.buf = Buffer.allocUnsafeSlow(this.#opts.readChunkBytes);
         this.#readFailed(f, err);
       } finally {
         f.busy = false;
@@ -858,7 +860,8 @@ export class Tailer {
   }
 
   /** One read of one file. Returns true when the file likely has more to read right away. */
-  async #step(f: Tracked, buf: Buffer): Promise<boolean> {
+  async #step(f: Tracked, reader: Reader): Promise<boolean> {
+    const buf = reader.buf;
     const fh = f.fh;
     if (fh === undefined || f.state === 'closing') return false;
     if (f.truncated) this.#restartFromZero(f);
@@ -873,12 +876,17 @@ export class Tailer {
     if (end > f.size) f.size = end;
     const full = bytesRead === buf.length;
     const final = f.finalizing && !full;
-    // pending multiline groups go out after the file was silent for the flush interval
-    const flushGroups = f.flushDue && bytesRead === 0;
+    // pending multiline groups go out after the file was silent for the flush interval, and in
+    // once mode at the end of the file (it is read to its current end, nothing waits for more)
+    const flushGroups = (f.flushDue && bytesRead === 0) || (this.#opts.once && !full);
     f.flushDue = false;
-    const res = f.processor.process(buf, bytesRead, f.readPos, final, flushGroups);
-    this.#deps.budget.acquire(res.consumed);
-    f.held += res.consumed;
+    const res = await f.work.process(buf, bytesRead, f.readPos, final, flushGroups);
+    reader.buf = res.buffer;
+    // The budget counts what waits in memory: the encoded documents (several times the bytes read
+    // once pod metadata is added), released as each batch is acknowledged.
+    const cost = res.body.length;
+    this.#deps.budget.acquire(cost);
+    f.held += cost;
     f.readPos += res.consumed;
     if (final) f.seen = f.readPos;
     const tracker = f.tracker;
@@ -892,6 +900,10 @@ export class Tailer {
         ends: res.ends,
         offsets: res.offsets,
         ack: () => {
+          if (f.tracker === tracker) {
+            f.held -= cost;
+            this.#deps.budget.release(cost);
+          }
           tracker.ack(entry);
           if (f.state === 'closing') this.#maybeRelease(f);
         },
@@ -925,7 +937,7 @@ export class Tailer {
     this.#deps.budget.release(f.held);
     f.held = 0;
     f.tracker = this.#newTracker(f, 0, undefined);
-    f.processor.reset();
+    f.work.reset();
     f.readPos = 0;
     f.seen = 0;
     this.#dirty = true;
@@ -941,6 +953,7 @@ export class Tailer {
     this.#deps.budget.release(f.held);
     f.held = 0;
     this.#dirty = true;
+    f.work.close();
     void this.#closeFd(f);
     this.#deps.events.fileClosed(f.source.path);
   }

@@ -1,0 +1,220 @@
+// Records worker threads (`--workers N`): each followed file is pinned to one worker (by its
+// container directory, so a container's files share one rate limit), which holds its FileProcessor.
+// The main thread keeps file I/O, acknowledgements and checkpoints. Chunks go to the worker and
+// NDJSON bodies come back as transferred ArrayBuffers.
+import { dirname } from 'node:path';
+import { Worker } from 'node:worker_threads';
+import type { DocumentContext } from '../encode/document.ts';
+import type { Format, SourceEvents } from '../pipeline/types.ts';
+import type { RecordOptions } from '../transform/resolve.ts';
+import type { TransformMeta } from '../transform/types.ts';
+import type { FileWork, FileWorkFactory, FileWorkInit, WorkResult } from './file-work.ts';
+import type { FromWorker, ToWorker, WorkerData } from './protocol.ts';
+
+const EMPTY = Buffer.alloc(0);
+
+interface Pending {
+  resolve(res: WorkResult): void;
+  reject(err: Error): void;
+}
+
+interface Thread {
+  worker: Worker;
+  pending: Map<number, Pending>;
+  files: Map<number, WorkerFileWork>;
+}
+
+export interface WorkerPoolOptions {
+  workers: number;
+  records: RecordOptions | undefined;
+  events: SourceEvents;
+  throttled?:
+    | ((namespace: string, action: 'drop' | 'pause', lines: number, bytes: number) => void)
+    | undefined;
+  /** a worker died: a bug; the process cannot go on without the files' processors */
+  onFatal(err: Error): void;
+}
+
+/** The worker script next to this module (`.ts` when running from source, `.js` when built). */
+function workerUrl(): URL {
+  return new URL(
+    import.meta.url.endsWith('.ts') ? './records-worker.ts' : './records-worker.js',
+    import.meta.url,
+  );
+}
+
+export class WorkerPool implements FileWorkFactory {
+  readonly #threads: Thread[] = [];
+  readonly #opts: WorkerPoolOptions;
+  #nextId = 1;
+  #seq = 0;
+  #closing = false;
+
+  constructor(opts: WorkerPoolOptions) {
+    this.#opts = opts;
+    const data: WorkerData = { records: opts.records };
+    for (let i = 0; i < opts.workers; i++) {
+      const worker = new Worker(workerUrl(), { workerData: data, name: `logferry-records-${i}` });
+      const thread: Thread = { worker, pending: new Map(), files: new Map() };
+      worker.on('message', (msg: FromWorker) => this.#onMessage(thread, msg));
+      worker.on('error', (err) => this.#fail(thread, err));
+      worker.on('exit', (code) => {
+        if (!this.#closing) this.#fail(thread, new Error(`records worker exited with code ${code}`));
+      });
+      // idle workers must not keep a finished process alive
+      worker.unref();
+      this.#threads.push(thread);
+    }
+  }
+
+  create(init: FileWorkInit): FileWork {
+    const thread = this.#threads[hash(dirname(init.path)) % this.#threads.length]!;
+    const work = new WorkerFileWork(this, thread, this.#nextId++);
+    thread.files.set(work.id, work);
+    this.post(thread, {
+      t: 'open',
+      id: work.id,
+      path: init.path,
+      ctx: init.ctx,
+      opts: init.opts,
+      resume: init.resume,
+    });
+    return work;
+  }
+
+  post(thread: Thread, msg: ToWorker, transfer?: ArrayBuffer[]): void {
+    thread.worker.postMessage(msg, transfer);
+  }
+
+  submit(
+    thread: Thread,
+    id: number,
+    buf: Buffer,
+    len: number,
+    base: number,
+    final: boolean,
+    flush: boolean,
+  ): Promise<WorkResult> {
+    const seq = ++this.#seq;
+    const ab = buf.buffer as ArrayBuffer;
+    if (buf.byteOffset !== 0 || buf.length !== ab.byteLength) {
+      throw new Error(
+        'records worker: a read buffer must own its whole ArrayBuffer (Buffer.allocUnsafeSlow)',
+      );
+    }
+    // referenced while a chunk is in a worker, so a pending result keeps the process alive
+    if (thread.pending.size === 0) thread.worker.ref();
+    return new Promise<WorkResult>((resolve, reject) => {
+      thread.pending.set(seq, { resolve, reject });
+      this.post(thread, { t: 'process', id, seq, buf: ab, len, base, final, flush }, [ab]);
+    });
+  }
+
+  #onMessage(thread: Thread, msg: FromWorker): void {
+    const pending = thread.pending.get(msg.seq);
+    if (pending === undefined) return;
+    thread.pending.delete(msg.seq);
+    if (thread.pending.size === 0) thread.worker.unref();
+    const buffer = Buffer.from(msg.buf, 0, msg.buf.byteLength);
+    if (msg.t === 'error') {
+      pending.reject(new Error(msg.message));
+      return;
+    }
+    const work = thread.files.get(msg.id);
+    if (work !== undefined) {
+      work.format = msg.format;
+      work.hasPendingGroups = msg.pendingGroups;
+    }
+    const ev = msg.events;
+    const events = this.#opts.events;
+    if (ev.lines > 0) events.linesRead(ev.lines);
+    for (const [kind, n] of Object.entries(ev.parseErrors))
+      for (let i = 0; i < n; i++) events.parseError(kind);
+    for (let i = 0; i < ev.splits; i++) events.lineSplit();
+    if (ev.filtered > 0) events.recordsFiltered(ev.filtered);
+    if (ev.truncated > 0) events.recordsTruncated(ev.truncated);
+    for (const [ns, action, lines, bytes] of ev.throttled) this.#opts.throttled?.(ns, action, lines, bytes);
+    pending.resolve({
+      body: msg.body === undefined ? EMPTY : Buffer.from(msg.body.buffer, msg.body.offset, msg.body.length),
+      ends: msg.ends,
+      offsets: msg.offsets,
+      consumed: msg.consumed,
+      safeEnd: msg.safeEnd,
+      continuation: msg.continuation,
+      buffer,
+    });
+  }
+
+  #fail(thread: Thread, err: Error): void {
+    if (this.#closing) return;
+    for (const p of thread.pending.values()) p.reject(err);
+    thread.pending.clear();
+    this.#opts.onFatal(err);
+  }
+
+  forget(thread: Thread, id: number): void {
+    thread.files.delete(id);
+    this.post(thread, { t: 'close', id });
+  }
+
+  async close(): Promise<void> {
+    this.#closing = true;
+    await Promise.all(this.#threads.map((t) => t.worker.terminate()));
+  }
+}
+
+class WorkerFileWork implements FileWork {
+  readonly id: number;
+  readonly #pool: WorkerPool;
+  readonly #thread: Thread;
+  format: Format | undefined;
+  hasPendingGroups = false;
+
+  constructor(pool: WorkerPool, thread: Thread, id: number) {
+    this.#pool = pool;
+    this.#thread = thread;
+    this.id = id;
+  }
+
+  setContext(ctx: DocumentContext): void {
+    this.#pool.post(this.#thread, { t: 'ctx', id: this.id, ctx });
+  }
+
+  setFormat(format: Format): void {
+    this.format = format;
+    this.#pool.post(this.#thread, { t: 'format', id: this.id, format });
+  }
+
+  setMeta(meta: TransformMeta | undefined): void {
+    this.#pool.post(this.#thread, { t: 'meta', id: this.id, meta: plainMeta(meta) });
+  }
+
+  reset(): void {
+    this.hasPendingGroups = false;
+    this.#pool.post(this.#thread, { t: 'reset', id: this.id });
+  }
+
+  process(buf: Buffer, len: number, base: number, final: boolean, flushGroups: boolean): Promise<WorkResult> {
+    return this.#pool.submit(this.#thread, this.id, buf, len, base, final, flushGroups);
+  }
+
+  close(): void {
+    this.#pool.forget(this.#thread, this.id);
+  }
+}
+
+/** Only what the transforms read: FileMetadata also carries functions-free but large fields. */
+function plainMeta(meta: TransformMeta | undefined): TransformMeta | undefined {
+  if (meta === undefined) return undefined;
+  return { parser: meta.parser, multiline: meta.multiline, fields: meta.fields };
+}
+
+/** FNV-1a: a stable spread of container directories over the workers. */
+function hash(s: string): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < s.length; i++) {
+    h ^= s.charCodeAt(i);
+    h = Math.imul(h, 0x01000193);
+  }
+  return h >>> 0;
+}
