@@ -40,12 +40,18 @@ export function parseDocs(stdout: string): Doc[] {
 /** Runs the CLI to completion (for --once runs and argument errors). */
 export function runCli(
   args: string[],
-  opts: { timeoutMs?: number; env?: NodeJS.ProcessEnv } = {},
+  opts: {
+    timeoutMs?: number;
+    env?: NodeJS.ProcessEnv;
+    /** run as another user (the test runs as root): a node binary that user can execute */
+    user?: { uid: number; gid: number; node: string };
+  } = {},
 ): Promise<RunResult> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [BIN, ...args], {
+    const child = spawn(opts.user?.node ?? process.execPath, [BIN, ...args], {
       stdio: ['ignore', 'pipe', 'pipe'],
       env: { ...process.env, ...opts.env },
+      ...(opts.user === undefined ? {} : { uid: opts.user.uid, gid: opts.user.gid }),
     });
     let stdout = '';
     let stderr = '';

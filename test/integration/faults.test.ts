@@ -1,11 +1,21 @@
 // File-system faults: unwritable state, corrupt checkpoints, a pods directory that appears late,
 // things that are not regular files where logs are expected.
 import { execFileSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
-import { appendFile, mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { existsSync, statSync } from 'node:fs';
+import {
+  appendFile,
+  chmod,
+  chown,
+  copyFile,
+  mkdir,
+  readdir,
+  readFile,
+  rm,
+  writeFile,
+} from 'node:fs/promises';
+import { dirname, join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { criLine, Follower, runCli, sleep, tempDir } from '../helpers/cli.ts';
+import { BIN, criLine, Follower, runCli, sleep, tempDir } from '../helpers/cli.ts';
 
 let dir: string;
 let cleanup: () => Promise<void>;
@@ -18,6 +28,15 @@ afterEach(async () => {
   await Promise.all(followers.splice(0).map((f) => f.stop('SIGKILL')));
   await cleanup();
 });
+
+/** Whether a user other than the owner can read `path` (every directory above it searchable). */
+function othersCanRead(path: string): boolean {
+  if ((statSync(path).mode & 0o004) === 0) return false;
+  for (let d = dirname(path); ; d = dirname(d)) {
+    if ((statSync(d).mode & 0o001) === 0) return false;
+    if (d === dirname(d)) return true;
+  }
+}
 
 function follow(args: string[]): Follower {
   const f = new Follower(args);
@@ -75,6 +94,33 @@ describe('file-system faults', () => {
     expect(res.code).toBe(0);
     expect(res.docs.map((d) => d.message)).toEqual(['real line']);
   });
+
+  // As root, the check needs the built CLI to be reachable by `nobody` (not under a 0700 home).
+  it.skipIf(process.getuid?.() === 0 && !othersCanRead(BIN))(
+    'permission denied on one file: one clear warning, the other files flow',
+    async () => {
+      await writeFile(join(dir, 'open.log'), 'readable line\n');
+      await writeFile(join(dir, 'secret.log'), 'never read\n');
+      await chmod(join(dir, 'secret.log'), 0o600);
+      await chmod(dir, 0o755);
+      // Root reads any file: as root (CI, containers), run the CLI as `nobody`, with a copy of the node
+      // binary it can execute (the installed one may live under /root).
+      let user: { uid: number; gid: number; node: string } | undefined;
+      if (process.getuid?.() === 0) {
+        const node = join(dir, 'node');
+        await copyFile(process.execPath, node);
+        await chmod(node, 0o755);
+        await chown(join(dir, 'open.log'), 0, 0);
+        user = { uid: 65534, gid: 65534, node };
+      }
+      const res = await runCli(['tail', '--once', '--from-beginning', join(dir, '*.log')], { user });
+      expect(res.code).toBe(0);
+      expect(res.docs.map((d) => d.message)).toEqual(['readable line']);
+      expect(res.stderr).toMatch(/cannot open .*secret\.log: .*EACCES/);
+      // one warning, not one per scan
+      expect(res.stderr.split('\n').filter((l) => l.includes('secret.log'))).toHaveLength(1);
+    },
+  );
 
   it('the agent ships with a pods directory that appears after it started, and with an unwritable state dir', async () => {
     const pods = join(dir, 'pods');
