@@ -31,9 +31,47 @@ const isRawJson = (JSON as unknown as { isRawJSON?: (value: unknown) => boolean 
  * JSON.parse defines them as own properties and never sets a prototype. Never throws.
  */
 export function jsonObjectText(message: string): string | undefined {
-  const value = parseJsonObject(message);
-  return value === undefined ? undefined : JSON.stringify(value);
+  return parseJsonFields(message)?.text;
 }
+
+/**
+ * The message parsed as a JSON object (see parseJsonObject) and its JSON text for the document.
+ * The text is the message itself when that is already what `JSON.stringify` would give in
+ * substance: one line, and no duplicate key (as many keys in the parsed object as `:` outside
+ * strings in the text). Only then is serializing again skipped, which is most of the cost of a JSON
+ * log line after parsing it; a duplicate key (Elasticsearch rejects those) or a line break inside
+ * the object (it would break NDJSON) takes the `JSON.stringify` path.
+ */
+export function parseJsonFields(
+  message: string,
+): { object: Record<string, unknown>; text: string } | undefined {
+  const object = parseJsonObject(message);
+  if (object === undefined) return undefined;
+  const keys = scannedKeys;
+  const reusable = message.indexOf('\n') === -1 && message.indexOf('\r') === -1 && countKeys(object) === keys;
+  return { object, text: reusable ? message.trim() : JSON.stringify(object) };
+}
+
+/** Keys of every object in a parsed JSON value (numbers kept as JSON.rawJSON are values, not objects). */
+function countKeys(value: unknown): number {
+  if (typeof value !== 'object' || value === null) return 0;
+  if (Array.isArray(value)) {
+    let n = 0;
+    for (const v of value) if (typeof v === 'object') n += countKeys(v);
+    return n;
+  }
+  if (isRawJson?.(value) === true) return 0;
+  let n = 0;
+  for (const k in value) {
+    n++;
+    const v = (value as Record<string, unknown>)[k];
+    if (typeof v === 'object') n += countKeys(v);
+  }
+  return n;
+}
+
+/** `:` outside strings in the text scanStructure last looked at: its keys, duplicates included. */
+let scannedKeys = 0;
 
 /**
  * The message parsed as a JSON object, or undefined when it is not one (or nests deeper than
@@ -98,6 +136,8 @@ function keepsText(length: number, exponent: boolean): boolean {
 function scanStructure(text: string, start: number, end: number): number {
   let depth = 0;
   let found = 0;
+  let keys = 0;
+  scannedKeys = -1;
   let i = start;
   while (i < end) {
     const c = text.charCodeAt(i);
@@ -111,6 +151,9 @@ function scanStructure(text: string, start: number, end: number): number {
       i++;
     } else if (c === 0x7d || c === 0x5d) {
       depth--;
+      i++;
+    } else if (c === 0x3a) {
+      keys++;
       i++;
     } else if ((c >= 0x30 && c <= 0x39) || c === 0x2d) {
       const from = i;
@@ -131,6 +174,7 @@ function scanStructure(text: string, start: number, end: number): number {
       i++;
     }
   }
+  scannedKeys = keys;
   return found === (LONG_NUMBER | TEXT_DIFFERS) ? KEEP_NUMBER_TEXT : PLAIN;
 }
 

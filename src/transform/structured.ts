@@ -1,7 +1,7 @@
 // Structured parsing of a record's message (docs/parsing.md): the parsers (json, logfmt, custom
 // regex parsers) and the normalisation they share, which picks the application's level, message
 // and timestamp out of its fields.
-import { parseJsonObject, rawJsonText } from '../parse/json-message.ts';
+import { parseJsonFields, rawJsonText } from '../parse/json-message.ts';
 import { parseLogfmt } from './logfmt.ts';
 import type { Matcher, MessageParser, StructuredFields } from './types.ts';
 
@@ -28,8 +28,8 @@ export interface ParserOptions {
  */
 function makeJsonParser(time: boolean): MessageParser {
   return (message) => {
-    const object = parseJsonObject(message);
-    return object === undefined ? undefined : structured(JSON.stringify(object), object, time);
+    const parsed = parseJsonFields(message);
+    return parsed === undefined ? undefined : structured(parsed.text, parsed.object, time);
   };
 }
 

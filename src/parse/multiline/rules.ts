@@ -381,6 +381,8 @@ class NodeClassifier implements PartClassifier {
   #state = NODE_HEAD;
   #sourceLines = 0;
   #errorHeader = false;
+  /** an `at` frame was seen since the error line: only then does a blank line belong (strict) */
+  #sawFrame = false;
 
   constructor(strict: boolean) {
     this.#strict = strict;
@@ -396,6 +398,7 @@ class NodeClassifier implements PartClassifier {
   head(): void {
     this.#sourceLines = 0;
     this.#errorHeader = false;
+    this.#sawFrame = false;
     this.#state = NODE_HEAD;
   }
 
@@ -406,6 +409,7 @@ class NodeClassifier implements PartClassifier {
   begin(line: string): void {
     this.#sourceLines = 0;
     this.#errorHeader = false;
+    this.#sawFrame = false;
     if (NODE_ERROR.test(line)) this.#state = NODE_ERR;
     else if (NODE_FRAME.test(line)) this.#state = opensBlock(line) ? NODE_BLOCK : NODE_ERR;
     else if (NODE_POSITION.test(line)) this.#state = NODE_SOURCE;
@@ -434,6 +438,8 @@ class NodeClassifier implements PartClassifier {
       case NODE_ERR:
         if (NODE_FRAME.test(line)) return this.#frame(line);
         if (BLANK.test(line)) {
+          // in auto, a bare `Error: ...` line followed by an empty line is two ordinary lines
+          if (this.#strict && !this.#sawFrame) return 'start';
           this.#state = NODE_TAIL;
           return 'continue';
         }
@@ -457,6 +463,7 @@ class NodeClassifier implements PartClassifier {
   }
 
   #frame(line: string): LineKind {
+    this.#sawFrame = true;
     this.#state = opensBlock(line) ? NODE_BLOCK : NODE_ERR;
     return 'continue';
   }

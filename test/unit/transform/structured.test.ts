@@ -147,7 +147,7 @@ describe('parseTime', () => {
 
   it('a nanosecond integer kept exactly by the JSON parse', () => {
     expect(jsonParser('{"ts":1795334400123456789,"a":1.0}')).toEqual({
-      text: '{"ts":1795334400123456789,"a":1}',
+      text: '{"ts":1795334400123456789,"a":1.0}',
       level: undefined,
       message: undefined,
       time: '2026-11-22T08:00:00.123456789Z',

@@ -320,7 +320,7 @@ describe('auto', () => {
         const out = group(builtinRule('auto'), records(lines));
         expect(out.length).toBe(lines.length);
       }),
-      { numRuns: 300 },
+      { numRuns: Number(process.env.FC_RUNS ?? 300) },
     );
   });
 });
