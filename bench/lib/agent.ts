@@ -16,6 +16,16 @@ import { CACHE_DIR, type CriTree } from './workload.ts';
 
 export const NODE_NAME = 'bench-node';
 
+/** As deployed: old space 3 x the default 64 MiB budget + 64 MiB, small young generation. */
+export const AGENT_HEAP_FLAGS = ['--max-old-space-size=256', '--max-semi-space-size=2'];
+
+/** As deployed (Dockerfile, k8s/daemonset.yaml): freed Buffer memory returns to the system. */
+export const AGENT_MALLOC_ENV = {
+  MALLOC_MMAP_THRESHOLD_: '65536',
+  MALLOC_TRIM_THRESHOLD_: '1048576',
+  MALLOC_ARENA_MAX: '2',
+};
+
 /** The CLI script: --cli's (absolute), or bin/logferry.js relative to the root (needs dist/). */
 export function cliEntry(opts: BenchOptions): string {
   if (opts.cli !== undefined) {
@@ -219,9 +229,10 @@ let usageFiles = 0;
 export function startAgent(root: string, args: string[]): RunningAgent {
   const usageFile = join(CACHE_DIR, `rusage-agent-${process.pid}-${usageFiles++}.json`);
   const t0 = process.hrtime.bigint();
-  const child = spawn(process.execPath, ['--import', preload(), ...args], {
+  // the V8 heap flags the image and the DaemonSet run the agent with (Dockerfile, k8s/daemonset.yaml)
+  const child = spawn(process.execPath, [...AGENT_HEAP_FLAGS, '--import', preload(), ...args], {
     cwd: root,
-    env: { ...process.env, LOGFERRY_BENCH_RUSAGE: usageFile },
+    env: { ...process.env, ...AGENT_MALLOC_ENV, LOGFERRY_BENCH_RUSAGE: usageFile },
     stdio: ['ignore', 'ignore', 'pipe'],
   });
   if (child.pid === undefined) throw new Error(`could not start node ${args.join(' ')}`);

@@ -13,6 +13,9 @@ import type { FromWorker, ToWorker, WorkerData } from './protocol.ts';
 
 const EMPTY = Buffer.alloc(0);
 
+/** Heap of one records worker (see the constructor). */
+const WORKER_OLD_SPACE_MB = 128;
+
 interface Pending {
   resolve(res: WorkResult): void;
   reject(err: Error): void;
@@ -54,7 +57,14 @@ export class WorkerPool implements FileWorkFactory {
     this.#opts = opts;
     const data: WorkerData = { records: opts.records };
     for (let i = 0; i < opts.workers; i++) {
-      const worker = new Worker(workerUrl(), { workerData: data, name: `logferry-records-${i}` });
+      const worker = new Worker(workerUrl(), {
+        workerData: data,
+        name: `logferry-records-${i}`,
+        // A worker is an isolate with its own heap, which V8 would size from the machine, not from
+        // the process's --max-old-space-size: cap it. Its live data is one chunk's records plus each
+        // file's pending partial line and multiline group.
+        resourceLimits: { maxOldGenerationSizeMb: WORKER_OLD_SPACE_MB, maxYoungGenerationSizeMb: 6 },
+      });
       const thread: Thread = { worker, pending: new Map(), files: new Map() };
       worker.on('message', (msg: FromWorker) => this.#onMessage(thread, msg));
       worker.on('error', (err) => this.#fail(thread, err));

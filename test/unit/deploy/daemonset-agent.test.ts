@@ -263,6 +263,16 @@ describe('memory: heap limit, buffer budget and container limit', () => {
     expect(env.NODE_OPTIONS).toBe(nodeOptions);
   });
 
+  it('the image and the DaemonSet give glibc the same fixed mmap threshold (freed Buffers go back)', () => {
+    const runtime = parseDockerfile(readText('Dockerfile')).stages.at(-1)!;
+    const env = Object.assign({}, ...runtime.instructions.filter((i) => i.keyword === 'ENV').map(envPairs));
+    for (const name of ['MALLOC_MMAP_THRESHOLD_', 'MALLOC_TRIM_THRESHOLD_', 'MALLOC_ARENA_MAX']) {
+      const inPod = container.env?.find((e) => e.name === name)?.value;
+      expect(inPod, name).toBeDefined();
+      expect(env[name], name).toBe(inPod);
+    }
+  });
+
   it('the memory limit holds old space + the budget + 128 MiB, the request at least the old space', () => {
     const { requests, limits } = container.resources!;
     expect(quantityMiB(limits!.memory!)).toBeGreaterThanOrEqual(oldSpaceMiB() + budgetMiB() + 128);
