@@ -213,6 +213,7 @@ export async function runTail(argv: string[]): Promise<number> {
   await checkPaths(cmd, (m) => log.warn(m));
   const counters = new SourceCounters(log);
   let fatal: Error | undefined;
+  let workerFailed = false;
   let stopRequested: (() => void) | undefined;
   const stopSignal = new Promise<void>((resolve) => {
     stopRequested = resolve;
@@ -231,6 +232,7 @@ export async function runTail(argv: string[]): Promise<number> {
           events: counters,
           onFatal: (err) => {
             fatal = new Error(`records worker failed: ${err.message}`);
+            workerFailed = true;
             stopRequested?.();
           },
         });
@@ -267,7 +269,7 @@ export async function runTail(argv: string[]): Promise<number> {
   }
   const err = fatal as Error | undefined;
   if (err !== undefined && (err as NodeJS.ErrnoException).code !== 'EPIPE') {
-    log.error(`cannot write to stdout: ${err.message}`);
+    log.error(workerFailed ? err.message : `cannot write to stdout: ${err.message}`);
     return 1;
   }
   return 0;
