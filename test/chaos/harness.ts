@@ -41,6 +41,8 @@ export interface ChaosSummary {
   durationMs: number;
   /** missing sequence ranges per pod (at most 10), to see whether a loss is one file or scattered */
   lostRanges: string[];
+  /** a few duplicated lines with each copy's document id and file path, to tell where copies come from */
+  duplicateExamples: string[];
 }
 
 const INDEX = 'logs-kubernetes.container_logs-default';
@@ -193,7 +195,9 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosSummary> {
     if (Date.now() - lastProgress >= 30_000) {
       lastProgress = Date.now();
       const written = pods.reduce((n, p) => n + p.seq, 0);
-      say(`progress: written ${written}, delivered ${es.count(INDEX)}, live pods ${pods.filter((p) => !p.gone).length}`);
+      say(
+        `progress: written ${written}, delivered ${es.count(INDEX)}, live pods ${pods.filter((p) => !p.gone).length}`,
+      );
     }
     await sleep(500 + random() * 2500);
     const r = opts.calm ? 2 : random();
@@ -255,6 +259,7 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosSummary> {
 
   const docs = es.docs(INDEX);
   const seen = new Map<string, number>();
+  const copies = new Map<string, string[]>();
   let outOfOrder = 0;
   const lastByFile = new Map<string, { seq: number; offset: number }>();
   for (const d of docs) {
@@ -262,6 +267,10 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosSummary> {
     if (m === null) continue;
     const key = `${m[1]}:${m[2]}`;
     seen.set(key, (seen.get(key) ?? 0) + 1);
+    const where = `${d.id} ${(d.source.log as { file: { path: string } }).file.path.split('/').slice(-3).join('/')}`;
+    const list = copies.get(key);
+    if (list === undefined) copies.set(key, [where]);
+    else list.push(where);
     // per file (the _id's prefix is the file id), a later line has a later offset
     const file = d.id.slice(0, d.id.lastIndexOf('-'));
     const offset = (d.source.log as { offset: number }).offset;
@@ -287,6 +296,11 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosSummary> {
       if (c > 1) duplicates += c - 1;
     }
   }
+  const duplicateExamples: string[] = [];
+  for (const [key, list] of copies) {
+    if (list.length > 1 && duplicateExamples.length < 10)
+      duplicateExamples.push(`${key}: ${list.join(' | ')}`);
+  }
   const summary: ChaosSummary = {
     seed: opts.seed,
     written,
@@ -301,6 +315,7 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosSummary> {
     peakRssMiB: Math.round(peakRssKiB / 1024),
     durationMs: Date.now() - started,
     lostRanges,
+    duplicateExamples,
   };
   await es.close();
   await cleanup();
