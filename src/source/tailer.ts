@@ -145,6 +145,8 @@ export class Tailer {
   #wake: Array<() => void> = [];
   #workers: Promise<void>[] = [];
   #timers: NodeJS.Timeout[] = [];
+  /** throttled files' resume timers (pause mode): cleared on stop, or they would hold the exit */
+  readonly #pauseTimers = new Set<NodeJS.Timeout>();
   #watcher: FSWatcher | undefined;
   readonly #work: FileWorkFactory;
   #stopped = false;
@@ -200,6 +202,8 @@ export class Tailer {
     this.#stopped = true;
     for (const t of this.#timers) clearInterval(t);
     this.#timers = [];
+    for (const t of this.#pauseTimers) clearTimeout(t);
+    this.#pauseTimers.clear();
     const wake = this.#wake;
     this.#wake = [];
     for (const w of wake) w();
@@ -920,10 +924,12 @@ export class Tailer {
       const wait = transforms.pauseAfter(f.source.path, f.meta, res.ends.length, res.consumed);
       if (wait > 0) {
         f.pausedUntil = Date.now() + wait;
-        setTimeout(() => {
+        const timer = setTimeout(() => {
+          this.#pauseTimers.delete(timer);
           f.pausedUntil = 0;
           this.#enqueue(f);
         }, wait);
+        this.#pauseTimers.add(timer);
         return false;
       }
     }
