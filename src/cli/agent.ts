@@ -100,7 +100,7 @@ function enricherOptions(get: Get): KubernetesEnricherOptions {
   };
 }
 
-function podSource(get: Get, log: Logger): PodMetadataSource {
+async function podSource(get: Get, log: Logger): Promise<PodMetadataSource> {
   if (!get<boolean>('kube.enabled')) return new NoPodSource();
   const nodeName = get<string | undefined>('nodeName');
   if (nodeName === undefined) {
@@ -109,9 +109,12 @@ function podSource(get: Get, log: Logger): PodMetadataSource {
     );
   }
   const apiUrl = get<string | undefined>('kube.apiUrl');
-  return new KubernetesPodSource({
+  // In a pod or with --kube-api: the built-in client; a kubeconfig loads @kubernetes/client-node here, so its
+  // errors come before anything starts.
+  return KubernetesPodSource.create({
     nodeName,
     logger: log,
+    userAgent: `logferry/${version()}`,
     connection:
       apiUrl === undefined
         ? { kind: 'auto' }
@@ -180,7 +183,7 @@ export async function runAgent(argv: string[]): Promise<number> {
     counters.throttledRecords(ns, action, lines, bytes);
   const records = recordOptions(get);
   const transforms = new RecordTransforms(records, { throttle: { throttled }, warn: (m) => log.warn(m) });
-  const pods = podSource(get, log);
+  const pods = await podSource(get, log);
   const enricher = new KubernetesEnricher(pods, enricherOptions(get));
   let stop: (() => void) | undefined;
   let exitCode = 0;

@@ -1,10 +1,25 @@
 import { existsSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { delimiter, join } from 'node:path';
-import { KubeConfig } from '@kubernetes/client-node';
+import {
+  type ConfigurationOptions,
+  CoreV1Api,
+  KubeConfig,
+  Observable,
+  type ObservableMiddleware,
+  Watch,
+} from '@kubernetes/client-node';
 import { UsageError } from '../errors.ts';
+import type { KubeApi, KubeList, Query } from './kube-client.ts';
 
-/** How to reach the Kubernetes API. */
+// This module loads @kubernetes/client-node (about 35 MiB of the agent's RSS and 0.6 CPU-s: its index pulls in
+// every generated API model). Only kubeconfig files need it; pod-cache.ts imports it on use, and in-cluster and URL connections
+// go through kube-client.ts instead.
+
+/**
+ * How to reach the Kubernetes API. `in-cluster`, `url`, and `auto` in a pod use the built-in client
+ * (kube-client.ts); kubeconfig files use @kubernetes/client-node.
+ */
 export type KubeConnection =
   /** in-cluster when running in a pod (KUBERNETES_SERVICE_HOST is set), else KUBECONFIG, else ~/.kube/config */
   | { kind: 'auto' }
@@ -104,4 +119,50 @@ export function loadKubeConfig(
   if (kc.getCurrentCluster() === null)
     throw new UsageError('the Kubernetes client configuration names no cluster');
   return kc;
+}
+
+/** Sets a request's AbortSignal: the generated API client has no other way to cancel or time out a call. */
+function withSignal(signal: AbortSignal): ConfigurationOptions {
+  const middleware: ObservableMiddleware = {
+    pre(ctx) {
+      ctx.setSignal(signal);
+      return new Observable(Promise.resolve(ctx));
+    },
+    post(rsp) {
+      return new Observable(Promise.resolve(rsp));
+    },
+  };
+  return { middleware: [middleware], middlewareMergeStrategy: 'append' };
+}
+
+const text = (v: Query[string]): string | undefined => (v === undefined ? undefined : String(v));
+
+/**
+ * List and watch through @kubernetes/client-node, for a KubeConfig (authentication from the kubeconfig: tokens,
+ * exec plugins, auth providers, client certificates). Lists the two collections the pod cache watches.
+ */
+export function libraryApi(kc: KubeConfig, watchIdleTimeoutMs: number): KubeApi {
+  const core = kc.makeApiClient(CoreV1Api);
+  const watch = new Watch(kc);
+  // Watch keeps its idle timeout in a field that its typings mark private (30 s in 2.0.1).
+  const timeouts = watch as unknown as { requestTimeoutMs?: number };
+  if (typeof timeouts.requestTimeoutMs === 'number') timeouts.requestTimeoutMs = watchIdleTimeoutMs;
+  return {
+    async list<T>(path: string, query: Query, signal: AbortSignal): Promise<KubeList<T>> {
+      const params = {
+        fieldSelector: text(query.fieldSelector),
+        resourceVersion: text(query.resourceVersion),
+        resourceVersionMatch: text(query.resourceVersionMatch),
+      };
+      if (path === '/api/v1/pods') {
+        return (await core.listPodForAllNamespaces(params, withSignal(signal))) as unknown as KubeList<T>;
+      }
+      if (path === '/api/v1/namespaces') {
+        return (await core.listNamespace(params, withSignal(signal))) as unknown as KubeList<T>;
+      }
+      throw new Error(`libraryApi: cannot list ${path}`);
+    },
+    watch: (path, query, onEvent, done) => watch.watch(path, { ...query }, onEvent, done),
+    close() {},
+  };
 }

@@ -1,4 +1,5 @@
-import type { KubernetesObject, Watch } from '@kubernetes/client-node';
+import type { KubernetesObject } from '@kubernetes/client-node';
+import type { KubeWatch } from './kube-client.ts';
 
 /**
  * One Kubernetes collection kept in sync by list + watch, the way client-go's reflector does it:
@@ -16,8 +17,8 @@ import type { KubernetesObject, Watch } from '@kubernetes/client-node';
  * stops for good after a failed list or a watch error (the caller must notice and restart it, which resets its
  * backoff), cannot request bookmarks or a server-side timeout, backs off even after watches that ended normally
  * (so a quiet watch can go up to 30 s without a connection), and keys objects by namespace/name rather than uid.
- * Its Watch class is used for the stream itself: authentication from the KubeConfig (tokens, exec plugins, client
- * certificates), TLS, line splitting and an idle timeout.
+ * The stream itself comes from kube-client.ts (in-cluster and URL connections) or the library's Watch class
+ * (kubeconfig files): both authenticate, split lines, skip garbage and end an idle watch with a TimeoutError.
  *
  * Never throws: every failure becomes a state change reported through `onStateChange` and a retry.
  */
@@ -45,7 +46,7 @@ export interface ListWatchOptions<T extends KubernetesObject> {
   path: string;
   fieldSelector?: string | undefined;
   list(params: ListParams): Promise<ListResult<T>>;
-  watch: Pick<Watch, 'watch'>;
+  watch: KubeWatch;
   /** the complete current collection, after each (re)list */
   replace(items: T[]): void;
   event(type: WatchEventType, object: T): void;

@@ -1,16 +1,14 @@
-import {
-  type ConfigurationOptions,
-  CoreV1Api,
-  type KubeConfig,
-  Observable,
-  type ObservableMiddleware,
-  type V1Namespace,
-  type V1Pod,
-  Watch,
-} from '@kubernetes/client-node';
+import type { KubeConfig, V1Namespace, V1Pod } from '@kubernetes/client-node';
 import type { Logger } from '../telemetry/logger.ts';
-import { type KubeConnection, loadKubeConfig } from './kube-config.ts';
-import { ListWatchLoop, type LoopState, type WatchEventType } from './list-watch.ts';
+import { type InClusterSource, type KubeApi, KubeClient, lightClientConfig } from './kube-client.ts';
+import type { KubeConnection } from './kube-config.ts';
+import {
+  type ListParams,
+  type ListResult,
+  ListWatchLoop,
+  type LoopState,
+  type WatchEventType,
+} from './list-watch.ts';
 import { mirrorUid, podMetadataFromPod } from './pod-metadata.ts';
 import type { MetadataStatus, PodMetadata, PodMetadataSource } from './types.ts';
 
@@ -20,8 +18,12 @@ export interface KubernetesPodSourceOptions {
   logger: Logger;
   /** how to reach the API; default 'auto' (in-cluster in a pod, else KUBECONFIG / ~/.kube/config) */
   connection?: KubeConnection | undefined;
-  /** a ready KubeConfig, used instead of `connection` */
+  /** a ready KubeConfig, used instead of `connection` (through @kubernetes/client-node) */
   kubeConfig?: KubeConfig | undefined;
+  /** for tests: the environment and service account files an in-cluster connection reads */
+  inCluster?: Partial<InClusterSource> | undefined;
+  /** the built-in client's User-Agent; default 'logferry' */
+  userAgent?: string | undefined;
   /** also list + watch namespaces for their labels (needs `list`/`watch` on namespaces); default false */
   namespaceLabels?: boolean | undefined;
   /** how long a deleted pod stays cached so the last lines of its files are still enriched; default 5 min */
@@ -44,31 +46,21 @@ export interface KubernetesPodSourceOptions {
   healthyAfterMs?: number | undefined;
 }
 
-/** Sets a request's AbortSignal: the generated API client has no other way to cancel or time out a call. */
-function withSignal(signal: AbortSignal): ConfigurationOptions {
-  const middleware: ObservableMiddleware = {
-    pre(ctx) {
-      ctx.setSignal(signal);
-      return new Observable(Promise.resolve(ctx));
-    },
-    post(rsp) {
-      return new Observable(Promise.resolve(rsp));
-    },
-  };
-  return { middleware: [middleware], middlewareMergeStrategy: 'append' };
-}
-
 /**
  * Pod metadata for one node, kept by list + watch of `spec.nodeName=<node>` pods (see list-watch.ts for the
- * protocol), keyed by pod uid. Static pods are also found under the uid the kubelet logs them under (their mirror
- * pod's `kubernetes.io/config.mirror` annotation). Deleted pods are kept for `deletedPodTtlMs`.
+ * protocol), keyed by pod uid. In a pod (and for an API URL) it talks to the API through kube-client.ts; for a
+ * kubeconfig file (or a ready KubeConfig) through @kubernetes/client-node, imported only then (loading the library
+ * costs the agent about 35 MiB of RSS and 0.6 CPU-s: docs/PERFORMANCE.md). Static pods are also found under the
+ * uid the kubelet logs them under (their mirror pod's `kubernetes.io/config.mirror` annotation). Deleted pods are
+ * kept for `deletedPodTtlMs`.
  *
  * Needs RBAC: `get`, `list`, `watch` on `pods` (and on `namespaces` with namespaceLabels). Owners are resolved
  * from names (see pod-metadata.ts), so no access to ReplicaSets or Jobs is needed.
  */
 export class KubernetesPodSource implements PodMetadataSource {
   readonly #opts: KubernetesPodSourceOptions;
-  readonly #kc: KubeConfig;
+  /** set at construction for the built-in client, on start (or create) for the library */
+  #api: KubeApi | undefined;
   readonly #ttlMs: number;
   readonly #pods = new Map<string, PodMetadata>();
   /** on-disk uid of a static pod -> its mirror pod's uid */
@@ -82,20 +74,62 @@ export class KubernetesPodSource implements PodMetadataSource {
   #evictionTimer: NodeJS.Timeout | undefined;
   #evictionAt = Number.POSITIVE_INFINITY;
   #started = false;
+  #stopped = false;
 
+  /** Throws UsageError for an in-cluster or URL connection that cannot work; a kubeconfig is read on start. */
   constructor(opts: KubernetesPodSourceOptions) {
     this.#opts = opts;
     this.#ttlMs = opts.deletedPodTtlMs ?? 5 * 60_000;
-    this.#kc = opts.kubeConfig ?? loadKubeConfig(opts.connection);
+    const light =
+      opts.kubeConfig === undefined ? lightClientConfig(opts.connection, opts.inCluster) : undefined;
+    if (light !== undefined) {
+      this.#api = new KubeClient({
+        ...light,
+        userAgent: opts.userAgent,
+        watchIdleTimeoutMs: this.#watchIdleTimeoutMs,
+      });
+    }
+  }
+
+  /** A source with its connection loaded: configuration errors (UsageError) surface here rather than on start. */
+  static async create(opts: KubernetesPodSourceOptions): Promise<KubernetesPodSource> {
+    const source = new KubernetesPodSource(opts);
+    await source.#connect();
+    return source;
+  }
+
+  get #watchIdleTimeoutMs(): number {
+    return this.#opts.watchIdleTimeoutMs ?? 120_000;
+  }
+
+  async #connect(): Promise<KubeApi> {
+    if (this.#api === undefined) {
+      const { libraryApi, loadKubeConfig } = await import('./kube-config.ts');
+      const kc =
+        this.#opts.kubeConfig ??
+        loadKubeConfig(this.#opts.connection, this.#opts.inCluster?.env ?? process.env);
+      this.#api ??= libraryApi(kc, this.#watchIdleTimeoutMs);
+    }
+    return this.#api;
   }
 
   async start(): Promise<void> {
     if (this.#started) return;
     this.#started = true;
-    const core = this.#kc.makeApiClient(CoreV1Api);
+    const api = await this.#connect();
+    if (this.#stopped) return;
     const fieldSelector = `spec.nodeName=${this.#opts.nodeName}`;
+    const list = async <T>(path: string, params: ListParams, selector?: string): Promise<ListResult<T>> => {
+      const query = {
+        fieldSelector: selector,
+        resourceVersion: params.resourceVersion,
+        resourceVersionMatch: params.resourceVersionMatch,
+      };
+      const result = await api.list<T>(path, query, params.signal);
+      return { items: result.items, resourceVersion: result.metadata?.resourceVersion ?? '' };
+    };
     const common = {
-      watch: this.#makeWatch(),
+      watch: api,
       backoffInitialMs: this.#opts.backoffInitialMs ?? 500,
       backoffMaxMs: this.#opts.backoffMaxMs ?? 30_000,
       listTimeoutMs: this.#opts.listTimeoutMs ?? 60_000,
@@ -108,13 +142,7 @@ export class KubernetesPodSource implements PodMetadataSource {
       resource: 'pods',
       path: '/api/v1/pods',
       fieldSelector,
-      list: async ({ resourceVersion, resourceVersionMatch, signal }) => {
-        const list = await core.listPodForAllNamespaces(
-          { fieldSelector, resourceVersion, resourceVersionMatch },
-          withSignal(signal),
-        );
-        return { items: list.items, resourceVersion: list.metadata?.resourceVersion ?? '' };
-      },
+      list: (params) => list<V1Pod>('/api/v1/pods', params, fieldSelector),
       replace: (pods) => this.#replacePods(pods),
       event: (type, pod) => this.#podEvent(type, pod),
     });
@@ -124,13 +152,7 @@ export class KubernetesPodSource implements PodMetadataSource {
         ...common,
         resource: 'namespaces',
         path: '/api/v1/namespaces',
-        list: async ({ resourceVersion, resourceVersionMatch, signal }) => {
-          const list = await core.listNamespace(
-            { resourceVersion, resourceVersionMatch },
-            withSignal(signal),
-          );
-          return { items: list.items, resourceVersion: list.metadata?.resourceVersion ?? '' };
-        },
+        list: (params) => list<V1Namespace>('/api/v1/namespaces', params),
         replace: (namespaces) => this.#replaceNamespaces(namespaces),
         event: (type, ns) => this.#namespaceEvent(type, ns),
       });
@@ -141,7 +163,9 @@ export class KubernetesPodSource implements PodMetadataSource {
   }
 
   async stop(): Promise<void> {
+    this.#stopped = true;
     await Promise.all(this.#loops.map((loop) => loop.stop()));
+    this.#api?.close();
     clearTimeout(this.#evictionTimer);
     this.#evictionTimer = undefined;
     for (const waiters of this.#waiters.values()) for (const wake of waiters) wake(undefined);
@@ -187,16 +211,6 @@ export class KubernetesPodSource implements PodMetadataSource {
       misses: this.#misses,
       lastError: this.#loops.map((l) => l.lastError).find((e) => e !== undefined),
     };
-  }
-
-  #makeWatch(): Watch {
-    const watch = new Watch(this.#kc);
-    // Watch keeps its idle timeout in a field that its typings mark private (30 s in 2.0.1); see the option's doc.
-    const timeouts = watch as unknown as { requestTimeoutMs?: number };
-    if (typeof timeouts.requestTimeoutMs === 'number') {
-      timeouts.requestTimeoutMs = this.#opts.watchIdleTimeoutMs ?? 120_000;
-    }
-    return watch;
   }
 
   #updateState(): void {
