@@ -8,9 +8,10 @@ import {
 import type { Format, FormatOption } from '../pipeline/types.ts';
 import type { ContinuationState } from '../source/ack-tracker.ts';
 import { limitMessage } from '../transform/filters.ts';
-import type { FileTransform, SkipEntry, StructuredFields } from '../transform/types.ts';
+import type { FileTransform, RecordGrouper, SkipEntry, StructuredFields } from '../transform/types.ts';
 import { detectFormat, parserFor } from './detect.ts';
 import { jsonObjectText } from './json-message.ts';
+import { MultilineGrouper } from './multiline/grouper.ts';
 import { PartialJoiner } from './partial-joiner.ts';
 import { type LineParser, type LogRecord, RecordFlag } from './types.ts';
 
@@ -96,8 +97,15 @@ export class FileProcessor {
   readonly #records: LogRecord[] = [];
   readonly #grouped: LogRecord[] = [];
   #transform: FileTransform = JSON_FIELDS;
+  /**
+   * The transform's grouper, or `#passThrough` when it has none: either way, records go through a
+   * grouper, whose bookkeeping makes restarts exact (the checkpoint's `skip` entries).
+   */
+  #grouper: RecordGrouper;
+  /** the grouper when no multiline rule applies: every record at once, restarts tracked */
+  readonly #passThrough: MultilineGrouper;
   #started = false;
-  /** skip entries from the checkpoint, for the grouper the transform brings */
+  /** skip entries from the checkpoint, for every grouper the transform brings */
   #resumeSkip: SkipEntry[] | undefined;
 
   constructor(
@@ -117,6 +125,9 @@ export class FileProcessor {
     if (cont !== undefined && cont.part > 0)
       this.#cont = { part: cont.part, time: cont.time, stream: cont.stream };
     this.#resumeSkip = validSkip(cont?.skip);
+    this.#passThrough = MultilineGrouper.passThrough();
+    if (this.#resumeSkip !== undefined) this.#passThrough.skipThrough(this.#resumeSkip);
+    this.#grouper = this.#passThrough;
   }
 
   /**
@@ -124,20 +135,26 @@ export class FileProcessor {
    * set before the first read. The default parses JSON-object messages into fields.
    */
   set transform(t: FileTransform) {
-    // once reading started, a multiline group in progress is kept
-    const current = this.#transform.grouper;
-    this.#transform = this.#started && current !== undefined ? { ...t, grouper: current } : t;
-    // Every new grouper gets the checkpoint's skip entries, not only the first one: the tailer sets
-    // a transform when it opens the file and again once the pod's metadata (annotations) is known.
-    const grouper = this.#transform.grouper;
-    if (grouper !== undefined && grouper !== current && this.#resumeSkip !== undefined) {
-      grouper.skipThrough(this.#resumeSkip);
+    this.#transform = t;
+    const current = this.#grouper;
+    // once reading started, a multiline grouper (and the group it may hold) is kept
+    const next = this.#started && current !== this.#passThrough ? current : (t.grouper ?? this.#passThrough);
+    if (next === current) return;
+    this.#grouper = next;
+    if (this.#started) {
+      // A rule from metadata that came after the first reads: what the pass-through emitted must
+      // still be skipped after a restart.
+      next.skipThrough(current.resumePoint(0).skip);
+    } else if (this.#resumeSkip !== undefined) {
+      // Every new grouper gets the checkpoint's skip entries, not only the first one: the tailer
+      // sets a transform when it opens the file and again once the pod's metadata is known.
+      next.skipThrough(this.#resumeSkip);
     }
   }
 
   /** A multiline group is waiting for more lines (see process's `flushGroups`). */
   get hasPendingGroups(): boolean {
-    return this.#transform.grouper?.hasPending() ?? false;
+    return this.#grouper.hasPending();
   }
 
   get format(): Format | undefined {
@@ -162,7 +179,7 @@ export class FileProcessor {
   /** Forget partial state (the file was truncated and is read again from 0). */
   reset(): void {
     this.#joiner.reset();
-    this.#transform.grouper?.reset();
+    this.#grouper.reset();
     this.#cont = undefined;
     this.#resumeSkip = undefined;
     if (this.#opts.format === 'auto') {
@@ -222,24 +239,24 @@ export class FileProcessor {
       safeEnd = pendingStart;
       continuation = undefined;
     }
-    let out = records;
-    const grouper = this.#transform.grouper;
-    if (grouper !== undefined) {
-      out = this.#grouped;
-      out.length = 0;
-      for (const rec of records) grouper.push(rec, out);
-      if (final || flushGroups) grouper.flush(out);
-      const point = grouper.resumePoint(safeEnd);
-      if (point.offset < safeEnd) {
-        safeEnd = point.offset;
-        continuation = undefined;
-      }
-      if (point.skip.length > 0) {
-        continuation = {
-          ...(continuation ?? { part: 0, time: undefined, stream: undefined }),
-          skip: point.skip,
-        };
-      }
+    // The grouper (a pass-through without a multiline rule) says what a restart at `safeEnd` must
+    // skip: records of another stream than the one holding `safeEnd` back may have been sent with
+    // lines after it (a P/F record, a group).
+    const grouper = this.#grouper;
+    const out = this.#grouped;
+    out.length = 0;
+    for (let i = 0; i < records.length; i++) grouper.push(records[i]!, out);
+    if (final || flushGroups) grouper.flush(out);
+    const point = grouper.resumePoint(safeEnd);
+    if (point.offset < safeEnd) {
+      safeEnd = point.offset;
+      continuation = undefined;
+    }
+    if (point.skip.length > 0) {
+      continuation = {
+        ...(continuation ?? { part: 0, time: undefined, stream: undefined }),
+        skip: point.skip,
+      };
     }
     return { ...this.#encode(out, base + pos - 1), consumed: pos, safeEnd, continuation };
   }

@@ -19,6 +19,8 @@ interface Pending {
   bytes: number;
   /** offset of the line holding the current piece's first byte; -1 while the piece has none */
   offset: number;
+  /** offset of the last fragment line seen: the `lastOffset` of the piece emitted next */
+  last: number;
   /**
    * Where reading must resume to rebuild the current piece: `offset`, except when the piece opens
    * with a character carried over from lines before (see emitPiece).
@@ -100,6 +102,7 @@ export class PartialJoiner {
           chunkOffsets: [],
           bytes: 0,
           offset,
+          last: offset,
           resumeAt: offset,
           flags: 0,
           part: 0,
@@ -110,6 +113,7 @@ export class PartialJoiner {
         p.offset = offset;
         p.resumeAt = offset;
       }
+      p.last = offset;
       append(p, line, offset, buf, true);
       if (p.bytes >= this.maxBytes) this.emitPiece(p, out);
       return;
@@ -132,6 +136,7 @@ export class PartialJoiner {
       p.offset = offset;
       p.resumeAt = offset;
     }
+    p.last = offset;
     const flags = RecordFlag.Partial | (p.part > 0 ? RecordFlag.Split : 0);
     if (p.bytes === 0) {
       // Nothing to join (earlier pieces are out, or the fragments were empty): the parser's text
@@ -255,6 +260,7 @@ function decoded(p: Pending, bytes: Buffer, end: number, flags: number): LogReco
 function record(p: Pending, message: string, flags: number): LogRecord {
   return {
     offset: p.offset,
+    lastOffset: p.last,
     time: p.time,
     stream: p.stream,
     message,

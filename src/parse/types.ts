@@ -55,6 +55,12 @@ export const RecordFlag = {
 export interface LogRecord {
   /** byte offset of the first byte of the record's first physical line */
   offset: number;
+  /**
+   * Offset of the record's last physical line, when it has several (joined partial fragments, a
+   * multiline group); undefined: `offset`. A restart inside a record already sent uses it to skip
+   * the record's lines after the checkpoint (parse/multiline/grouper.ts, `resumePoint`).
+   */
+  lastOffset?: number | undefined;
   time: string | undefined;
   stream: Stream | undefined;
   message: string;

@@ -2,8 +2,9 @@ import type { SkipEntry } from '../transform/types.ts';
 
 /**
  * What a restart at a checkpoint must know besides the offset: where reading resumes in the middle
- * of a line that was cut into pieces (max-line-bytes), and which records after the checkpoint
- * belong to multiline groups already delivered.
+ * of a line that was cut into pieces (max-line-bytes), and which records of each stream after the
+ * checkpoint were already delivered (in multiline groups, or joined from partial lines that began
+ * before it): see parse/multiline/grouper.ts, `resumePoint`.
  */
 export interface ContinuationState {
   /** number of the next piece of the cut line; 0 when the checkpoint is not inside a cut line */

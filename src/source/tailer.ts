@@ -1,4 +1,5 @@
 import { type FileHandle, open, stat } from 'node:fs/promises';
+import { dirname } from 'node:path';
 import { type FSWatcher, watch } from 'chokidar';
 import { documentContext } from '../encode/document.ts';
 import { errorMessage } from '../errors.ts';
@@ -382,12 +383,20 @@ export class Tailer {
   async #lookAtGz(path: string, key: string): Promise<void> {
     if (this.#gzSeen.has(key)) return;
     this.#gzSeen.add(key);
-    const candidates = [...this.#known.entries()].filter(([k]) => !this.#files.has(k));
+    // A gzipped file is one kubelet rotated in its own directory, and a fingerprint of no bytes
+    // (a file checkpointed while still empty) matches anything: such an entry once claimed another
+    // file's .gz, re-sending its lines under the wrong id and, where offsets coincided, taking the
+    // ids of lines of its own (chaos run, seed 32). Among the rest, the longest fingerprint wins.
+    const dir = dirname(path);
+    const candidates = [...this.#known.entries()]
+      .filter(([k, e]) => !this.#files.has(k) && e.fingerprintBytes > 0 && dirname(e.path) === dir)
+      .map(([, e]) => e)
+      .sort((a, b) => b.fingerprintBytes - a.fingerprintBytes);
     if (candidates.length === 0) return;
     const prints = new Map<number, string>();
     let match: CheckpointEntry | undefined;
     try {
-      for (const [, e] of candidates) {
+      for (const e of candidates) {
         if (!prints.has(e.fingerprintBytes)) {
           const fp = await gzFingerprint(path, e.fingerprintBytes);
           prints.set(e.fingerprintBytes, fp.fingerprintBytes === e.fingerprintBytes ? fp.fingerprint : '');
@@ -398,7 +407,9 @@ export class Tailer {
         }
       }
     } catch (err) {
-      this.#warnOnce(path, `cannot read ${path}: ${errorMessage(err)}`);
+      // still being written (gzip in progress) or damaged: looked at again at the next scan
+      this.#gzSeen.delete(key);
+      this.#warnOnce(path, `cannot read ${path} yet: ${errorMessage(err)}; trying again at the next scan`);
       return;
     }
     if (match === undefined) return;

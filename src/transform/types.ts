@@ -30,8 +30,8 @@ export interface StructuredFields {
 export type MessageParser = (message: string) => StructuredFields | undefined;
 
 /**
- * Where a restart must skip records of one stream: they belong to a multiline group that started
- * before the checkpoint and was already delivered (see docs/multiline.md).
+ * Where a restart must skip records of one stream: they, or records they were part of (a multiline
+ * group, a record joined from partial lines), were already delivered (see docs/multiline.md).
  */
 export interface SkipEntry {
   stream: 'stdout' | 'stderr' | undefined;

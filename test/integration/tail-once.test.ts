@@ -256,4 +256,32 @@ describe('downtime across rotations', () => {
     const third = await runCli(['tail', '--once', '--positions', positions, `${log}*`]);
     expect(third.docs).toEqual([]);
   });
+
+  it("an empty file's checkpoint never claims another file's .gz (a fingerprint of no bytes matches anything)", async () => {
+    // Found by the chaos run (seed 32): a 0.log checkpointed while still empty had a 0-byte
+    // fingerprint, which matched the .gz of an older, fully shipped file; that file's lines were
+    // sent again under the empty file's id, taking the ids of its own lines where offsets coincided.
+    const log = join(dir, '0.log');
+    const positions = join(dir, 'positions.json');
+    const line = (i: number) => criLine(i, `seq=${i} ${'e'.repeat(40)}`);
+    const range = (a: number, b: number) => Array.from({ length: b - a }, (_, i) => line(a + i)).join('');
+    const run = () => runCli(['tail', '--once', '--from-beginning', '--positions', positions, `${log}*`]);
+    await writeFile(log, range(0, 100));
+    expect((await run()).docs).toHaveLength(100);
+    // kubelet rotates; the new 0.log is checkpointed while still empty
+    await rename(log, `${log}.20261122-010000`);
+    await writeFile(log, '');
+    expect((await run()).docs).toEqual([]);
+    // while logferry is stopped: the empty file gets lines and is rotated (its name now sorts after
+    // the older file's .gz, so its checkpoint is still unclaimed when the .gz is looked at)
+    await appendFile(log, range(100, 110));
+    await rename(log, `${log}.20261122-020000`);
+    await writeFile(log, range(110, 115));
+    execFileSync('gzip', [`${log}.20261122-010000`]);
+    const third = await run();
+    expect(third.code).toBe(0);
+    const seqs = third.docs.map((d) => Number(/seq=(\d+)/.exec(d.message)?.[1])).sort((a, b) => a - b);
+    expect(seqs).toEqual(Array.from({ length: 15 }, (_, i) => 100 + i));
+    expect(third.docs.filter((d) => d.log.file.path.endsWith('.gz'))).toEqual([]);
+  });
 });

@@ -12,7 +12,8 @@ export interface MultilineLimits {
 
 /**
  * Part of a checkpoint: records of `stream` at offsets up to `through` were delivered before the
- * checkpoint was taken, inside groups, and must not be grouped again after a restart.
+ * checkpoint was taken (alone, inside groups, or as fragments of a joined record) and must not be
+ * emitted or grouped again after a restart.
  * `stream` undefined is the slot of records without a stream (text files, malformed lines); it
  * survives a JSON round trip as a missing property.
  */
@@ -35,7 +36,7 @@ interface Group {
   bytes: number;
   /** OR of the records' flags */
   flags: number;
-  /** offset of the last record */
+  /** offset of the last record's last line */
   last: number;
 }
 
@@ -51,6 +52,11 @@ function slotOf(stream: Stream | undefined): number {
   return stream === 'stdout' ? STDOUT : stream === 'stderr' ? STDERR : NO_STREAM;
 }
 
+/** The last line of a record (joined fragments have several). */
+function lastOf(rec: LogRecord): number {
+  return rec.lastOffset ?? rec.offset;
+}
+
 /**
  * Groups a file's records into multiline records (stack traces) with a rule, per stream: runtimes
  * interleave stdout and stderr in one file, and a trace on one is not cut by lines on the other.
@@ -61,7 +67,13 @@ function slotOf(stream: Stream | undefined): number {
  * bypasses grouping comes on its stream (ParseError or Split: the group goes first, then the
  * record as is), and right after an Incomplete record (its file ended). A group of one record is
  * that record, unchanged; a larger one is a new record with the first one's offset, time and
- * stream, the messages joined with '\n', and the records' flags plus Multiline.
+ * stream, the last one's last line (`lastOffset`), the messages joined with '\n', and the records'
+ * flags plus Multiline.
+ *
+ * Without a rule (`MultilineGrouper.passThrough()`, multiline `none`), every record goes out as it
+ * comes and nothing is ever pending, but the restart bookkeeping below is the same: a record of one
+ * stream whose partial fragments straddle a checkpoint held back by another stream is skipped
+ * whole after a restart (its tail fragments would otherwise come back as a record of their own).
  *
  * Restarts are exact (docs/multiline.md): a checkpoint never passes a pending group's first record
  * (`pendingStart`), and `resumePoint` says, per stream, up to which offset records were already
@@ -69,20 +81,22 @@ function slotOf(stream: Stream | undefined): number {
  * nor glues their tail into a new group. The state behind it is one offset per stream.
  */
 export class MultilineGrouper {
-  readonly #rule: MultilineRule;
+  /** undefined: pass-through */
+  readonly #rule: MultilineRule | undefined;
   readonly #maxLines: number;
   readonly #maxBytes: number;
   readonly #classifiers: LineClassifier[];
   readonly #groups: (Group | undefined)[] = [undefined, undefined, undefined];
   /**
-   * Per stream, the largest offset of a grouped (not bypassing) record already emitted, or of a
-   * record skipped as delivered before a restart; -1 when none.
+   * Per stream, the largest last-line offset (`lastOffset`) of a grouped (not bypassing) record
+   * already emitted, or of a record skipped as delivered before a restart; -1 when none.
    */
   readonly #emitted: number[] = [-1, -1, -1];
   /** Per stream, records at or before this offset were delivered before the restart; -1: none. */
   readonly #skip: number[] = [-1, -1, -1];
 
-  constructor(rule: MultilineRule, limits: MultilineLimits) {
+  /** `rule` undefined: a pass-through grouper (see `passThrough`), limits unused */
+  constructor(rule: MultilineRule | undefined, limits: MultilineLimits) {
     if (!(limits.maxLines >= 1) || !(limits.maxBytes >= 1)) {
       throw new RangeError(
         `multiline limits must be at least 1 (got ${limits.maxLines} lines, ${limits.maxBytes} bytes)`,
@@ -91,10 +105,19 @@ export class MultilineGrouper {
     this.#rule = rule;
     this.#maxLines = limits.maxLines;
     this.#maxBytes = limits.maxBytes;
-    this.#classifiers = [rule.classifier(), rule.classifier(), rule.classifier()];
+    this.#classifiers = rule === undefined ? [] : [rule.classifier(), rule.classifier(), rule.classifier()];
   }
 
-  get rule(): MultilineRule {
+  /**
+   * A grouper without a rule: every record is emitted at once, alone, while `resumePoint` and
+   * `skipThrough` work as with a rule. FileProcessor uses one when no multiline rule applies.
+   */
+  static passThrough(): MultilineGrouper {
+    return new MultilineGrouper(undefined, { maxLines: 1, maxBytes: 1 });
+  }
+
+  /** undefined for a pass-through grouper */
+  get rule(): MultilineRule | undefined {
     return this.#rule;
   }
 
@@ -104,8 +127,18 @@ export class MultilineGrouper {
    */
   push(rec: LogRecord, out: LogRecord[]): void {
     const slot = slotOf(rec.stream);
-    // delivered, as part of a group, before the restart this grouper resumes from
+    // delivered (alone or in a group) before the restart this grouper resumes from
     if (rec.offset <= this.#skip[slot]!) return;
+    if (this.#rule !== undefined) {
+      this.#group(rec, slot, out);
+      return;
+    }
+    // pass-through (kept short: this is every record's path without a multiline rule)
+    out.push(rec);
+    if ((rec.flags & BYPASS) === 0) this.#noteEmitted(slot, lastOf(rec));
+  }
+
+  #group(rec: LogRecord, slot: number, out: LogRecord[]): void {
     if ((rec.flags & BYPASS) !== 0) {
       this.#emit(slot, out);
       out.push(rec);
@@ -119,7 +152,7 @@ export class MultilineGrouper {
         g.messages.push(rec.message);
         g.bytes += 1 + bytes;
         g.flags |= rec.flags;
-        g.last = rec.offset;
+        g.last = lastOf(rec);
         if (
           g.messages.length >= this.#maxLines ||
           g.bytes >= this.#maxBytes ||
@@ -135,10 +168,10 @@ export class MultilineGrouper {
     if (this.#maxLines <= 1 || bytes >= this.#maxBytes || (rec.flags & RecordFlag.Incomplete) !== 0) {
       // nothing can join it
       out.push(rec);
-      this.#noteEmitted(slot, rec.offset);
+      this.#noteEmitted(slot, lastOf(rec));
       return;
     }
-    this.#groups[slot] = { first: rec, messages: [rec.message], bytes, flags: rec.flags, last: rec.offset };
+    this.#groups[slot] = { first: rec, messages: [rec.message], bytes, flags: rec.flags, last: lastOf(rec) };
   }
 
   /** Emits every pending group, by offset: on silence (multiline-flush-ms) and at the end of a file. */
@@ -174,9 +207,10 @@ export class MultilineGrouper {
   /**
    * The checkpoint to record after the records pushed so far, when every record pushed later will
    * have an offset >= `limit` (the caller's own bound: consumed bytes, its joiner's pending start).
-   * `offset` is min(limit, pendingStart()); `skip` has, per stream, the largest offset of a record
-   * already emitted in a group, when that is >= `offset`: after a restart at `offset`, those records
-   * are read again, and skipThrough drops them. Valid once everything emitted before this call is
+   * `offset` is min(limit, pendingStart()); `skip` has, per stream, the largest last-line offset
+   * (`lastOffset`) of a record already emitted (alone or in a group), when that is >= `offset`: after
+   * a restart at `offset`, those records, or the fragments of them that lie after `offset`, are read
+   * again, and skipThrough drops them. Valid once everything emitted before this call is
    * delivered, which is when a checkpoint taken now may be committed.
    */
   resumePoint(limit: number): ResumePoint {
@@ -222,6 +256,7 @@ export class MultilineGrouper {
     } else {
       out.push({
         offset: first.offset,
+        lastOffset: g.last,
         time: first.time,
         stream: first.stream,
         message: g.messages.join('\n'),

@@ -31,9 +31,23 @@ function malformed(message: string, error = 'cri: bad stream', invalidUtf8 = fal
 /** The buffer for lines made up here, which have no byte range to read. */
 const NO_BUF = Buffer.alloc(0);
 
-/** A record on stdout at time t0 unless `fields` says otherwise (an explicit undefined counts). */
+/**
+ * A record on stdout at time t0 unless `fields` says otherwise (an explicit undefined counts). A
+ * joined one (Partial) has a `lastOffset`: `offset` unless `fields` has another.
+ */
 function rec(offset: number, message: string, flags: number, fields: Partial<LogRecord> = {}): LogRecord {
-  return { offset, time: 't0', stream: 'stdout', message, flags, error: undefined, part: 0, ...fields };
+  const last = (flags & Partial) !== 0 ? { lastOffset: offset } : {};
+  return {
+    offset,
+    ...last,
+    time: 't0',
+    stream: 'stdout',
+    message,
+    flags,
+    error: undefined,
+    part: 0,
+    ...fields,
+  };
 }
 
 const ERROR_LINE = { time: undefined, stream: undefined };
@@ -65,7 +79,7 @@ describe('PartialJoiner', () => {
         [50, line('stdout', true, 'cd', 't2')],
         [90, line('stdout', false, 'ef', 't3')],
       ],
-      [rec(10, 'abcdef', Partial, { time: 't1' })],
+      [rec(10, 'abcdef', Partial, { time: 't1', lastOffset: 90 })],
     ],
     [
       'interleaved stdout and stderr partials',
@@ -78,8 +92,8 @@ describe('PartialJoiner', () => {
         [50, line('stderr', false, 'solo', 'f')],
       ],
       [
-        rec(10, 'e1e2', Partial, { stream: 'stderr', time: 'b' }),
-        rec(0, 'o1o2o3', Partial, { time: 'a' }),
+        rec(10, 'e1e2', Partial, { stream: 'stderr', time: 'b', lastOffset: 30 }),
+        rec(0, 'o1o2o3', Partial, { time: 'a', lastOffset: 40 }),
         rec(50, 'solo', 0, { stream: 'stderr', time: 'f' }),
       ],
     ],
@@ -90,7 +104,10 @@ describe('PartialJoiner', () => {
         [40, malformed('garbage')],
         [48, line('stdout', false, 'cd')],
       ],
-      [rec(40, 'garbage', ParseError, { ...ERROR_LINE, error: 'cri: bad stream' }), rec(0, 'abcd', Partial)],
+      [
+        rec(40, 'garbage', ParseError, { ...ERROR_LINE, error: 'cri: bad stream' }),
+        rec(0, 'abcd', Partial, { lastOffset: 48 }),
+      ],
     ],
     [
       'a parse error with invalid UTF-8',
@@ -103,7 +120,7 @@ describe('PartialJoiner', () => {
         [0, line('stdout', true, 'a\ufffd', 't0', true)],
         [20, line('stdout', false, 'b')],
       ],
-      [rec(0, 'a\ufffdb', Partial | InvalidUtf8)],
+      [rec(0, 'a\ufffdb', Partial | InvalidUtf8, { lastOffset: 20 })],
     ],
     [
       'empty fragments',
@@ -111,7 +128,7 @@ describe('PartialJoiner', () => {
         [0, line('stdout', true, '')],
         [20, line('stdout', false, '')],
       ],
-      [rec(0, '', Partial)],
+      [rec(0, '', Partial, { lastOffset: 20 })],
     ],
   ])('%s', (_name, lines, expected) => {
     expect(run(new PartialJoiner(1024), lines)).toStrictEqual(expected);
@@ -129,7 +146,7 @@ describe('PartialJoiner', () => {
           // a full piece is held until the next fragment shows the record goes on
           [30, line('stdout', true, 'z')],
         ]),
-      ).toStrictEqual([rec(0, 'ééééé', Split | Partial)]);
+      ).toStrictEqual([rec(0, 'ééééé', Split | Partial, { lastOffset: 20 })]);
       expect(
         run(new PartialJoiner(10), [
           [0, line('stdout', true, 'aaa')],
@@ -137,7 +154,7 @@ describe('PartialJoiner', () => {
           [20, line('stdout', true, 'a')],
           [30, line('stdout', false, 'b')],
         ]),
-      ).toStrictEqual([rec(0, 'aaaaab', Partial)]);
+      ).toStrictEqual([rec(0, 'aaaaab', Partial, { lastOffset: 30 })]);
     });
 
     it('numbers pieces, restarts offsets per piece and keeps the first time', () => {
@@ -150,8 +167,8 @@ describe('PartialJoiner', () => {
         [40, line('stdout', false, 'e', 't4')],
       ]);
       expect(out).toStrictEqual([
-        rec(0, 'aaabb', Split | Partial),
-        rec(20, 'cdddd', Split | Partial, { part: 1 }),
+        rec(0, 'aaabb', Split | Partial, { lastOffset: 10 }),
+        rec(20, 'cdddd', Split | Partial, { part: 1, lastOffset: 30 }),
         rec(40, 'e', Split | Partial, { part: 2 }),
       ]);
       expect(j.pendingStart()).toBeUndefined();
@@ -165,7 +182,7 @@ describe('PartialJoiner', () => {
       ]);
       expect(out).toStrictEqual([
         rec(0, '\ufffd', Split | Partial | InvalidUtf8),
-        rec(10, 'xy', Split | Partial, { part: 1 }),
+        rec(10, 'xy', Split | Partial, { part: 1, lastOffset: 20 }),
       ]);
     });
 
@@ -257,7 +274,7 @@ describe('PartialJoiner', () => {
       expect(out).toStrictEqual([rec(5, 'abcd', Split | Partial, { time: 'a' })]);
       j.drain(out);
       expect(out.slice(1)).toStrictEqual([
-        rec(0, 'ef', Partial | Incomplete | InvalidUtf8, { stream: 'stderr', time: 'b' }),
+        rec(0, 'ef', Partial | Incomplete | InvalidUtf8, { stream: 'stderr', time: 'b', lastOffset: 20 }),
         rec(10, 'x', Split | Partial | Incomplete, { time: 'a', part: 1 }),
       ]);
       expect(j.pendingStart()).toBeUndefined();
@@ -310,7 +327,9 @@ describe('PartialJoiner', () => {
     ) {
       j.push(parse(file, start, end), start, out, file);
     }
-    expect(out).toStrictEqual([rec(0, `${big}tail`, Partial, { time: '2026-11-22T01:02:03.1Z' })]);
+    expect(out).toStrictEqual([
+      rec(0, `${big}tail`, Partial, { time: '2026-11-22T01:02:03.1Z', lastOffset: physical[0]!.length + 1 }),
+    ]);
   });
 });
 
@@ -365,7 +384,7 @@ describe('PartialJoiner on CRI bytes', () => {
     [
       'a 3-byte character cut after its first byte',
       [cri('stdout', 'P', 'a', EURO.slice(0, 1)), cri('stdout', 'F', EURO.slice(1), 'b')],
-      () => [criRec(0, 'a€b', Partial)],
+      (lines) => [criRec(0, 'a€b', Partial, { lastOffset: offsetOf(lines, 1) })],
     ],
     [
       'a 3-byte character cut over three fragments',
@@ -374,12 +393,12 @@ describe('PartialJoiner on CRI bytes', () => {
         cri('stdout', 'P', EURO.slice(1, 2)),
         cri('stdout', 'F', EURO.slice(2)),
       ],
-      () => [criRec(0, '€', Partial)],
+      (lines) => [criRec(0, '€', Partial, { lastOffset: offsetOf(lines, 2) })],
     ],
-    ...[1, 2, 3].map<[string, Buffer[], () => LogRecord[]]>((k) => [
+    ...[1, 2, 3].map<[string, Buffer[], (lines: Buffer[]) => LogRecord[]]>((k) => [
       `a 4-byte emoji cut after byte ${k}`,
       [cri('stdout', 'P', 'x', GRIN.slice(0, k)), cri('stdout', 'F', GRIN.slice(k), 'y')],
-      () => [criRec(0, 'x😀y', Partial)],
+      (lines) => [criRec(0, 'x😀y', Partial, { lastOffset: offsetOf(lines, 1) })],
     ]),
     [
       'characters cut on both streams, interleaved',
@@ -389,22 +408,25 @@ describe('PartialJoiner on CRI bytes', () => {
         cri('stdout', 'F', EURO.slice(2)),
         cri('stderr', 'F', GRIN.slice(1)),
       ],
-      (lines) => [criRec(0, '€', Partial), criRec(offsetOf(lines, 1), '😀', Partial, { stream: 'stderr' })],
+      (lines) => [
+        criRec(0, '€', Partial, { lastOffset: offsetOf(lines, 2) }),
+        criRec(offsetOf(lines, 1), '😀', Partial, { stream: 'stderr', lastOffset: offsetOf(lines, 3) }),
+      ],
     ],
     [
       'a literal U+FFFD cut in two is still valid',
       [cri('stdout', 'P', [0xef, 0xbf]), cri('stdout', 'F', [0xbd])],
-      () => [criRec(0, '\ufffd', Partial)],
+      (lines) => [criRec(0, '\ufffd', Partial, { lastOffset: offsetOf(lines, 1) })],
     ],
     [
       'an invalid byte in a fragment',
       [cri('stdout', 'P', 'a', [0xff]), cri('stdout', 'F', 'b')],
-      () => [criRec(0, 'a\ufffdb', Partial | InvalidUtf8)],
+      (lines) => [criRec(0, 'a\ufffdb', Partial | InvalidUtf8, { lastOffset: offsetOf(lines, 1) })],
     ],
     [
       'a character the program never finished',
       [cri('stdout', 'P', 'a', EURO.slice(0, 2)), cri('stdout', 'F', 'b')],
-      () => [criRec(0, 'a\ufffdb', Partial | InvalidUtf8)],
+      (lines) => [criRec(0, 'a\ufffdb', Partial | InvalidUtf8, { lastOffset: offsetOf(lines, 1) })],
     ],
     [
       'a cut character in a full line, joined with nothing',
@@ -429,7 +451,9 @@ describe('PartialJoiner on CRI bytes', () => {
       cri('stdout', 'P', [...all.subarray(0, 16 * 1024)]),
       cri('stdout', 'F', [...all.subarray(16 * 1024)]),
     ];
-    expect(feed(new PartialJoiner(1024 * 1024), lines)).toStrictEqual([criRec(0, text, Partial)]);
+    expect(feed(new PartialJoiner(1024 * 1024), lines)).toStrictEqual([
+      criRec(0, text, Partial, { lastOffset: offsetOf(lines, 1) }),
+    ]);
   });
 
   describe('pieces at maxBytes', () => {
@@ -441,11 +465,15 @@ describe('PartialJoiner on CRI bytes', () => {
       ];
       const j = new PartialJoiner(4);
       const out = feed(j, lines.slice(0, 2));
-      expect(out).toStrictEqual([criRec(0, 'abcd', Split | Partial)]);
+      // its last line is the one that made it reach maxBytes
+      expect(out).toStrictEqual([criRec(0, 'abcd', Split | Partial, { lastOffset: offsetOf(lines, 1) })]);
       // the emoji's first bytes are not delivered, so a checkpoint stays before their line
       expect(j.pendingStart()).toBe(offsetOf(lines, 1));
       feed(j, lines.slice(2), out);
-      expect(out.slice(1)).toStrictEqual([criRec(offsetOf(lines, 1), '😀e', Split | Partial, { part: 1 })]);
+      expect(out.slice(1)).toStrictEqual([
+        // (this second feed numbers its lines from 0)
+        criRec(offsetOf(lines, 1), '😀e', Split | Partial, { part: 1, lastOffset: 0 }),
+      ]);
     });
 
     it('holds a piece that is one unfinished character until its last byte', () => {
@@ -464,7 +492,7 @@ describe('PartialJoiner on CRI bytes', () => {
       // 3 + 3 bytes reach 6; 3 + 2 bytes do not
       const euro = cri('stdout', 'P', EURO);
       expect(feed(new PartialJoiner(6), [euro, euro, euro])).toStrictEqual([
-        criRec(0, '€€', Split | Partial),
+        criRec(0, '€€', Split | Partial, { lastOffset: euro.length + 1 }),
       ]);
       expect(feed(new PartialJoiner(6), [euro, cri('stdout', 'P', 'ab')])).toStrictEqual([]);
     });

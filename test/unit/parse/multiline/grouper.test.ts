@@ -56,13 +56,15 @@ describe('MultilineGrouper: groups', () => {
   it('joins a group with \\n, keeps its first record offset/time/stream, ORs flags and adds Multiline', () => {
     const out = feed(grouper(), [
       rec(0, HEADER),
-      rec(10, EXC, 'stdout', Partial),
-      rec(20, AT(1), 'stdout', InvalidUtf8),
+      { ...rec(10, EXC, 'stdout', Partial), lastOffset: 15 },
+      { ...rec(20, AT(1), 'stdout', InvalidUtf8 | Partial), lastOffset: 25 },
       rec(30, INFO),
     ]);
     expect(out).toEqual([
       {
         offset: 0,
+        // the last line of its last record
+        lastOffset: 25,
         time: 't0',
         stream: 'stdout',
         message: `${HEADER}\n${EXC}\n${AT(1)}`,
@@ -72,6 +74,8 @@ describe('MultilineGrouper: groups', () => {
       },
       rec(30, INFO),
     ]);
+    // a group of records of one line each ends at its last record
+    expect(feed(grouper(), [rec(0, HEADER), rec(10, EXC), rec(30, INFO)])[0]!.lastOffset).toBe(10);
   });
 
   it('emits a lone record unchanged (the same object)', () => {
@@ -344,6 +348,37 @@ describe('MultilineGrouper: exact restarts', () => {
     ]);
   });
 
+  it('skips the fragments of a joined record of another stream that straddles the resume offset', () => {
+    // stderr's record was joined from fragments at 10 (P) and 30 (F): read again from 20, the
+    // joiner gives the lone fragment at 30 as a record of its own, which must not be sent
+    const g = grouper();
+    const sent = feed(
+      g,
+      [
+        rec(20, HEADER, 'stdout'), // pending: the resume offset
+        { ...rec(10, 'joined', 'stderr', Partial), lastOffset: 30 },
+        rec(35, INFO, 'stderr'), // emits the joined record
+      ],
+      false,
+    );
+    expect(docs(sent)).toEqual([[10, 'stderr', 'joined', Partial]]);
+    const point = g.resumePoint(50);
+    expect(point).toEqual({ offset: 20, skip: [{ stream: 'stderr', through: 30 }] });
+    const r = grouper();
+    r.skipThrough(point.skip);
+    const replay = feed(r, [
+      rec(20, HEADER, 'stdout'),
+      rec(30, 'ined', 'stderr', Partial),
+      rec(35, INFO, 'stderr'),
+      rec(40, INFO, 'stdout'),
+    ]);
+    expect(docs(replay)).toEqual([
+      [20, 'stdout', HEADER, 0],
+      [35, 'stderr', INFO, 0],
+      [40, 'stdout', INFO, 0],
+    ]);
+  });
+
   it('is exact after a maxLines cut: the next group starts on a continuation line', () => {
     const entries = [
       rec(0, HEADER, 'stdout'),
@@ -427,5 +462,56 @@ describe('MultilineGrouper: exact restarts', () => {
       expect(docs(r.replay)).toEqual(expect.arrayContaining(docs(r.after)));
       for (const d of again) expect(docs(r.before)).toContainEqual(d);
     }
+  });
+});
+
+describe('MultilineGrouper.passThrough', () => {
+  it('emits every record at once, alone, and never holds a checkpoint back', () => {
+    const g = MultilineGrouper.passThrough();
+    expect(g.rule).toBeUndefined();
+    const recs = [rec(0, HEADER), rec(10, EXC), rec(20, AT(1), 'stderr'), rec(30, 'piece', 'stdout', Split)];
+    const out: LogRecord[] = [];
+    for (const r of recs) {
+      g.push(r, out);
+      expect(g.hasPending()).toBe(false);
+      expect(g.pendingStart()).toBeUndefined();
+    }
+    expect(out).toStrictEqual(recs);
+    for (let i = 0; i < recs.length; i++) expect(out[i]).toBe(recs[i]);
+    g.flush(out);
+    expect(out).toHaveLength(recs.length);
+    expect(g.resumePoint(40)).toEqual({ offset: 40, skip: [] });
+  });
+
+  it('tracks what was sent per stream by last line, and skips it after a restart', () => {
+    const g = MultilineGrouper.passThrough();
+    const out: LogRecord[] = [];
+    g.push(rec(5, INFO, 'stdout'), out);
+    g.push({ ...rec(10, 'joined', 'stderr', Partial), lastOffset: 30 }, out);
+    // the caller holds the checkpoint back at 20 (a pending partial line of stdout, say)
+    expect(g.resumePoint(20)).toEqual({ offset: 20, skip: [{ stream: 'stderr', through: 30 }] });
+    g.push(rec(40, INFO, 'stderr'), out);
+    // bypass records are not counted (see the bypass restart test above)
+    g.push(rec(50, 'piece', 'stdout', Split), out);
+    const point = g.resumePoint(20);
+    expect(point).toEqual({ offset: 20, skip: [{ stream: 'stderr', through: 40 }] });
+    expect(g.resumePoint(45)).toEqual({ offset: 45, skip: [] });
+
+    const r = MultilineGrouper.passThrough();
+    r.skipThrough(point.skip);
+    const replay = feed(r, [
+      rec(30, 'ined', 'stderr'),
+      rec(40, INFO, 'stderr'),
+      rec(50, 'piece', 'stdout', Split),
+      { ...rec(20, 'pending', 'stdout', Partial), lastOffset: 55 },
+      rec(60, 'new', 'stderr'),
+    ]);
+    expect(docs(replay)).toEqual([
+      [50, 'stdout', 'piece', Split],
+      [20, 'stdout', 'pending', Partial],
+      [60, 'stderr', 'new', 0],
+    ]);
+    r.reset();
+    expect(feed(r, [rec(30, 'ined', 'stderr')])).toHaveLength(1);
   });
 });
