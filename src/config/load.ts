@@ -20,6 +20,7 @@ export class ConfigError extends UsageError {
 }
 
 function expected(spec: OptionSpec): string {
+  if (spec.shape !== undefined) return spec.shape;
   switch (spec.type) {
     case 'string':
       return 'a non-empty string';
@@ -49,6 +50,7 @@ function bytesValue(v: unknown): number | undefined {
 }
 
 function valueSchema(spec: OptionSpec): z.ZodType {
+  if (spec.schema !== undefined) return spec.schema();
   switch (spec.type) {
     case 'string':
       return z.string().min(1);

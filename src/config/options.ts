@@ -9,6 +9,7 @@ import {
   multilineCustomSchema,
   multilineRulesSchema,
   parsersSchema,
+  workersSchema,
 } from './record-options.ts';
 
 /** `structured`: a YAML value (list or mapping) checked by its own schema; file-only (no flag). */
@@ -88,6 +89,8 @@ export const AGENT_OPTIONS: readonly OptionSpec[] = [
     flag: 'workers',
     type: 'string',
     default: 'auto',
+    shape: 'auto or a number of threads from 0 to 64',
+    schema: () => workersSchema,
     description:
       'threads that parse and encode (file I/O, acknowledgements and checkpoints stay on the main thread); 0 does it all on the main thread; auto: one less than the cores, at least 1, at most 4',
   },

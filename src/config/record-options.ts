@@ -19,6 +19,13 @@ export const multilineCustomSchema = z.record(
     }),
 );
 
+/** `workers`: auto, or a whole number (in YAML a number or a string of digits). */
+export const workersSchema = z.union([
+  z.literal('auto'),
+  z.number().int().min(0).max(64),
+  z.string().regex(/^\d+$/),
+]);
+
 export const parsersSchema = z.array(z.strictObject({ name, regex: z.string().min(1) }));
 
 // Filter steps are checked in full by transform/filters.ts (parseFilters), with problems that name
