@@ -22,7 +22,9 @@ export interface EventLoopMonitorOptions {
 export function createEventLoopMonitor(
   options: EventLoopMonitorOptions = {},
 ): EventLoopMonitor & { stop(): void } {
-  const histogram = monitorEventLoopDelay({ resolution: options.resolutionMs ?? 20 });
+  // 100 ms: a stall the liveness check cares about lasts seconds, and an idle agent should not wake
+  // 50 times a second to look (20 ms, the first choice, did)
+  const histogram = monitorEventLoopDelay({ resolution: options.resolutionMs ?? 100 });
   histogram.enable();
   let previousMaxNs = 0;
   const timer = setInterval(() => {
