@@ -238,6 +238,13 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosSummary> {
         p.stopping = true;
       }
     }
+    // a deployment replaces its deleted pods: the write load stays at `pods` writing pods at least
+    // (the seed 32 run ended its last 8 minutes with none)
+    while (!opts.calm && pods.filter((p) => !p.gone && !p.stopping).length < opts.pods) {
+      if (pods.filter((p) => !p.gone).length >= maxPods) break;
+      say('chaos: a replacement pod');
+      await addPod();
+    }
     for (const p of pods) {
       if (p.stopping && !p.gone && deliveredOf(p) >= p.seq) {
         say(`chaos: ${p.name} goes away`);
