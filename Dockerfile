@@ -41,10 +41,9 @@ COPY --from=build /src/dist ./dist
 # Kubernetes it is a hostPath (k8s/daemonset.yaml).
 RUN mkdir -p /var/lib/logferry && chown 1000:1000 /var/lib/logferry
 # V8's heap limit sized for the default 64 MiB buffer budget (maxBufferBytes): old space = 3 x budget
-# + 64 MiB. Young generation up to 3 x 16 MiB: with 2 MiB semi-spaces the main thread spent half its
-# time in scavenges at full speed (bench agent-es: 25.7 -> 18.4 CPU-s per million lines with 16). Set in the environment rather than on the node command line so that a different budget
+# + 64 MiB. Set in the environment rather than on the node command line so that a different budget
 # can come with a different NODE_OPTIONS (k8s/daemonset.yaml sets it, docs/deploy.md "Sizing").
-ENV NODE_OPTIONS="--max-old-space-size=256 --max-semi-space-size=16"
+ENV NODE_OPTIONS="--max-old-space-size=256 --max-semi-space-size=2"
 # glibc keeps freed memory of large Buffers (bulk bodies, read chunks) in its heap once its dynamic
 # mmap threshold has grown: after a 429 storm RSS stayed ~130 MiB above live data (bench storm429).
 # A fixed threshold keeps such allocations in mmap, returned to the system when freed; two arenas

