@@ -497,8 +497,11 @@ export class Tailer {
         }
       } else if (initial && this.#opts.startAtEnd && known === undefined && !this.#resumed) {
         // tail -F on a first run only: once positions exist, a file we do not know (or one that
-        // reuses the inode of a file we knew) appeared while we were stopped and is read whole
-        start = await this.#lastLineEnd(fh, st.size);
+        // reuses the inode of a file we knew) appeared while we were stopped and is read whole.
+        // "The end" is where the file ended when the scan found it: lines written between then and
+        // this open are new, not history (a slow start, e.g. a worker thread starting up, made
+        // them vanish).
+        start = await this.#lastLineEnd(fh, Math.min(st.size, m.size));
       }
       this.#known.delete(key);
       const source: SourceFile = {
