@@ -1,12 +1,20 @@
 // `logferry agent` end to end: a kubelet-style pods directory, a fake Kubernetes API, a fake
 // Elasticsearch, the real built CLI as a child process.
-import { type ChildProcess, spawn } from 'node:child_process';
-import { appendFile, mkdir, readFile, writeFile } from 'node:fs/promises';
+import type { ChildProcess } from 'node:child_process';
+import { appendFile, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { type FakeElasticsearch, startFakeElasticsearch } from '../fakes/fake-elasticsearch.ts';
 import { type FakeKubernetes, makePod, startFakeKubernetes } from '../fakes/fake-kubernetes.ts';
-import { BIN, criLine, runCli, sleep, tempDir } from '../helpers/cli.ts';
+import {
+  type Agent,
+  type AgentEnv,
+  agentArgs as agentArgsOf,
+  NODE,
+  startAgent as startAgentIn,
+  podLog as writePodLog,
+} from '../helpers/agent.ts';
+import { criLine, runCli, sleep, tempDir } from '../helpers/cli.ts';
 
 let dir: string;
 let cleanup: () => Promise<void>;
@@ -26,76 +34,13 @@ afterEach(async () => {
   await cleanup();
 });
 
-const NODE = 'node-1';
 const INDEX = 'logs-kubernetes.container_logs-default';
 
-async function podLog(
-  ns: string,
-  pod: string,
-  uid: string,
-  container: string,
-  lines: string[],
-): Promise<string> {
-  const d = join(dir, 'pods', `${ns}_${pod}_${uid}`, container);
-  await mkdir(d, { recursive: true });
-  const file = join(d, '0.log');
-  await appendFile(file, lines.join(''));
-  return file;
-}
-
-function agentArgs(extra: string[] = []): string[] {
-  return [
-    'agent',
-    '--pods-dir',
-    join(dir, 'pods'),
-    '--state-dir',
-    join(dir, 'state'),
-    '--node-name',
-    NODE,
-    '--kube-api',
-    kube.url,
-    '--es',
-    es.url,
-    '--http-addr',
-    '127.0.0.1:0',
-    '--log-format',
-    'json',
-    '--flush-ms',
-    '50',
-    '--poll-interval-ms',
-    '50',
-    ...extra,
-  ];
-}
-
-interface Agent {
-  child: ChildProcess;
-  logs: Array<Record<string, unknown>>;
-  url: () => Promise<string>;
-  exited: Promise<number | null>;
-}
-
-function startAgent(extra: string[] = []): Agent {
-  const child = spawn(process.execPath, [BIN, ...agentArgs(extra)], { stdio: ['ignore', 'pipe', 'pipe'] });
-  children.push(child);
-  const logs: Array<Record<string, unknown>> = [];
-  let partial = '';
-  child.stderr!.setEncoding('utf8').on('data', (d: string) => {
-    const lines = (partial + d).split('\n');
-    partial = lines.pop() ?? '';
-    for (const l of lines) if (l.trim() !== '') logs.push(JSON.parse(l) as Record<string, unknown>);
-  });
-  const exited = new Promise<number | null>((r) => child.on('close', (code) => r(code)));
-  const url = async () => {
-    for (let i = 0; i < 200; i++) {
-      const started = logs.find((l) => typeof l.http === 'string');
-      if (started) return started.http as string;
-      await sleep(50);
-    }
-    throw new Error(`agent did not start: ${JSON.stringify(logs)}`);
-  };
-  return { child, logs, url, exited };
-}
+const env = (): AgentEnv => ({ dir, kubeUrl: kube.url, esUrl: es.url, children });
+const podLog = (ns: string, pod: string, uid: string, container: string, lines: string[]) =>
+  writePodLog(dir, ns, pod, uid, container, lines);
+const agentArgs = (extra: string[] = []) => agentArgsOf(env(), extra);
+const startAgent = (extra: string[] = []): Agent => startAgentIn(env(), extra);
 
 const sources = (index = INDEX) => es.docs(index).map((d) => d.source as Record<string, any>);
 
