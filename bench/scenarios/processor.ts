@@ -1,5 +1,5 @@
 import { documentContext } from '../../src/encode/document.ts';
-import { FileProcessor } from '../../src/parse/file-processor.ts';
+import { FileProcessor, IGNORED_EVENTS } from '../../src/parse/file-processor.ts';
 import { BENCH_HOST, BENCH_PATH, type Corpus, loadCorpus } from '../lib/corpus.ts';
 import { MICRO_COLUMNS, type MicroRow, microFigures, microTableRow, timePasses } from '../lib/micro.ts';
 import type { BenchOptions, Scenario, ScenarioResult } from '../lib/types.ts';
@@ -9,13 +9,7 @@ const CHUNK_BYTES = 1024 * 1024;
 const MAX_LINE_BYTES = 256 * 1024;
 const WARMUP_BYTES = 48 * 1024 * 1024;
 
-const noEvents = {
-  linesRead(_n: number): void {},
-  parseError(_kind: string): void {},
-  lineSplit(): void {},
-  recordsFiltered(_n: number): void {},
-  recordsTruncated(_n: number): void {},
-};
+const noEvents = IGNORED_EVENTS;
 
 /**
  * Feeds `buf[0, limit)` to a fresh FileProcessor the way the tailer does: each read copies the

@@ -46,6 +46,15 @@ export interface ProcessResult {
 
 const EMPTY = Buffer.alloc(0);
 
+/** Events nobody counts (benchmarks, tests that look at documents only). */
+export const IGNORED_EVENTS: ProcessorEvents = {
+  linesRead() {},
+  parseError() {},
+  lineSplit() {},
+  recordsFiltered() {},
+  recordsTruncated() {},
+};
+
 /** The default transform: messages that are JSON objects become fields (parse/json-message.ts). */
 const JSON_FIELDS: FileTransform = {
   parser: (message) => {

@@ -7,6 +7,7 @@ import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { criLine, runCli, stderrOfRun, tempDir } from '../helpers/cli.ts';
+import { selfSigned as selfSignedIn } from '../helpers/tls.ts';
 
 let dir: string;
 let cleanup: () => Promise<void>;
@@ -20,32 +21,7 @@ afterEach(async () => {
   await cleanup();
 });
 
-function selfSigned(name: string): { key: string; cert: string } {
-  const key = join(dir, `${name}.key`);
-  const cert = join(dir, `${name}.crt`);
-  execFileSync(
-    'openssl',
-    [
-      'req',
-      '-x509',
-      '-newkey',
-      'rsa:2048',
-      '-nodes',
-      '-keyout',
-      key,
-      '-out',
-      cert,
-      '-days',
-      '1',
-      '-subj',
-      '/CN=127.0.0.1',
-      '-addext',
-      'subjectAltName=IP:127.0.0.1',
-    ],
-    { stdio: 'ignore' },
-  );
-  return { key, cert };
-}
+const selfSigned = (name: string) => selfSignedIn(dir, name);
 
 /** Just enough of Elasticsearch over HTTPS: every bulk item created. */
 async function startTlsElasticsearch(

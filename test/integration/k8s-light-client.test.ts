@@ -2,7 +2,7 @@
 // account's token and CA, and @kubernetes/client-node for kubeconfig files, loaded only then.
 // (k8s-pod-cache.test.ts and k8s-enricher.test.ts run the built-in client over http through `url` connections.)
 
-import { execFile, execFileSync } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { connect, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -14,6 +14,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { KubernetesPodSource } from '../../src/enrich/pod-cache.ts';
 import { UsageError } from '../../src/errors.ts';
 import { type FakeKubernetes, makePod, startFakeKubernetes } from '../fakes/fake-kubernetes.ts';
+import { selfSigned as selfSignedIn } from '../helpers/tls.ts';
 
 const silent = { info() {}, warn() {}, error() {} };
 const root = join(import.meta.dirname, '../..');
@@ -29,32 +30,7 @@ async function until(what: string, check: () => boolean, timeoutMs = 5_000): Pro
 let dir: string;
 const paths = { key: '', cert: '', otherCert: '', token: '' };
 
-function selfSigned(name: string): { key: string; cert: string } {
-  const key = join(dir, `${name}.key`);
-  const cert = join(dir, `${name}.crt`);
-  execFileSync(
-    'openssl',
-    [
-      'req',
-      '-x509',
-      '-newkey',
-      'rsa:2048',
-      '-nodes',
-      '-keyout',
-      key,
-      '-out',
-      cert,
-      '-days',
-      '1',
-      '-subj',
-      '/CN=127.0.0.1',
-      '-addext',
-      'subjectAltName=IP:127.0.0.1',
-    ],
-    { stdio: 'ignore' },
-  );
-  return { key, cert };
-}
+const selfSigned = (name: string) => selfSignedIn(dir, name);
 
 beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), 'logferry-k8s-light-'));

@@ -8,7 +8,7 @@ import fc from 'fast-check';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { AGENT_OPTIONS } from '../../../src/config/options.ts';
 import { documentContext } from '../../../src/encode/document.ts';
-import { FileProcessor, type ProcessResult } from '../../../src/parse/file-processor.ts';
+import { FileProcessor, IGNORED_EVENTS, type ProcessResult } from '../../../src/parse/file-processor.ts';
 import type { ContinuationState } from '../../../src/source/ack-tracker.ts';
 import { RecordTransforms, recordOptions } from '../../../src/transform/resolve.ts';
 import type { ThrottleAction } from '../../../src/transform/throttle.ts';
@@ -490,7 +490,7 @@ describe('chunking and restarts are invisible', () => {
         new FileProcessor(
           documentContext(PATH, HOST, '', transforms.fields),
           { format: 'cri', maxLineBytes: 1 << 20 },
-          { linesRead() {}, parseError() {}, lineSplit() {}, recordsFiltered() {}, recordsTruncated() {} },
+          IGNORED_EVENTS,
           continuation === undefined ? undefined : { format: 'cri', continuation },
         );
       const make = (continuation?: ContinuationState) =>

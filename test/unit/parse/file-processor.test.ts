@@ -2,20 +2,14 @@ import { Buffer } from 'node:buffer';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { documentContext, encodeDocument } from '../../../src/encode/document.ts';
-import { FileProcessor, type ProcessResult } from '../../../src/parse/file-processor.ts';
+import { FileProcessor, IGNORED_EVENTS, type ProcessResult } from '../../../src/parse/file-processor.ts';
 import { jsonObjectText } from '../../../src/parse/json-message.ts';
 import { RecordFlag } from '../../../src/parse/types.ts';
 
 const PATH = '/var/log/pods/ns_pod_uid/app/0.log';
 const HOST = 'node-1';
 const TIME = '2026-11-22T00:00:00.123456789Z';
-const noEvents = {
-  linesRead(_n: number): void {},
-  parseError(_kind: string): void {},
-  lineSplit(): void {},
-  recordsFiltered(_n: number): void {},
-  recordsTruncated(_n: number): void {},
-};
+const noEvents = IGNORED_EVENTS;
 
 /** CRI `F` lines of `messages`, each complete, in one buffer. */
 function criLines(messages: string[]): Buffer {
