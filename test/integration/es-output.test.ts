@@ -149,6 +149,36 @@ describe.each([
   });
 
   it.skipIf(skip)(
+    'with the templates, apps that disagree on a field type are all stored (json is flattened)',
+    async () => {
+      const log = join(dir, '0.log');
+      await writeFile(
+        log,
+        [
+          criLine(1, '{"user":"bob"}'),
+          criLine(2, '{"user":{"id":7,"name":"ann"}}'),
+          criLine(3, '{"user":[1,"x"]}'),
+        ].join(''),
+      );
+      const index = uniqueIndex('flat');
+      const res = await runCli([
+        'tail',
+        '--once',
+        '--from-beginning',
+        '--manage-templates',
+        '--es',
+        target.url,
+        '--index',
+        `${index}-{yyyy.MM.dd}`,
+        log,
+      ]);
+      expect(res.code).toBe(0);
+      expect(res.stderr).toMatch(/3 stored, 0 already stored, 0 dead-lettered/);
+      expect((await target.docs(`${index}-2026.11.22`)).size).toBe(3);
+    },
+  );
+
+  it.skipIf(skip)(
     'a mapping conflict sends the document to the dead-letter index, with the reason',
     async () => {
       const log = join(dir, '0.log');
