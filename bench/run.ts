@@ -38,7 +38,7 @@ Options:
   --lines <n>    CRI lines in the workload; k and m suffixes allowed (default: 1m)
   --reps <n>     timed repetitions, the median is reported (default: 3)
   --seed <n>     workload seed (default: 1)
-  --profile      tail-once: one more run under --cpu-prof, and its top functions by self time
+  --profile      tail-once, agent-es: one more run under --cpu-prof, and each thread's top functions by self time
   --cli <path>   agent scenarios: run this CLI script instead of bin/logferry.js (which needs dist/),
                  e.g. bench/lib/cli-source.ts to run src/ without a build
   --no-save      do not append to bench/results/results.jsonl

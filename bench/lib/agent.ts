@@ -226,11 +226,11 @@ export interface RunningAgent {
 let usageFiles = 0;
 
 /** Starts node with the rusage preload; stdout to /dev/null (the agent writes documents to Elasticsearch). */
-export function startAgent(root: string, args: string[]): RunningAgent {
+export function startAgent(root: string, args: string[], nodeFlags: string[] = []): RunningAgent {
   const usageFile = join(CACHE_DIR, `rusage-agent-${process.pid}-${usageFiles++}.json`);
   const t0 = process.hrtime.bigint();
   // the V8 heap flags the image and the DaemonSet run the agent with (Dockerfile, k8s/daemonset.yaml)
-  const child = spawn(process.execPath, [...AGENT_HEAP_FLAGS, '--import', preload(), ...args], {
+  const child = spawn(process.execPath, [...AGENT_HEAP_FLAGS, ...nodeFlags, '--import', preload(), ...args], {
     cwd: root,
     env: { ...process.env, ...AGENT_MALLOC_ENV, LOGFERRY_BENCH_RUSAGE: usageFile },
     stdio: ['ignore', 'ignore', 'pipe'],

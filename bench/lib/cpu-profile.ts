@@ -68,3 +68,15 @@ function label(node: ProfileNode, root: string): string {
   }
   return `${name} (${where}:${lineNumber + 1})`;
 }
+
+/** Notes for a scenario's output: where the profile is, its busy time and its top functions. */
+export function profileNotes(file: string, root: string, what: string, top = 20): string[] {
+  const { spots, busyMs } = hotSpots(file, root, top);
+  return [
+    `profile: ${file} (${what}, ${(busyMs / 1000).toFixed(2)} s busy; open in Chrome DevTools or speedscope)`,
+    'top self time:',
+    ...spots.map(
+      (s) => `  ${s.percent.toFixed(1).padStart(5)}%  ${s.selfMs.toFixed(0).padStart(7)} ms  ${s.name}`,
+    ),
+  ];
+}

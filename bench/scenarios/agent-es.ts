@@ -1,3 +1,5 @@
+import { mkdirSync, readdirSync } from 'node:fs';
+import { join } from 'node:path';
 import {
   type AgentExit,
   agentArgs,
@@ -14,6 +16,7 @@ import {
 } from '../lib/agent.ts';
 import { cpuSeconds } from '../lib/child.ts';
 import { CHECKED, type CountingEs, type CountingMode, LEAN, startCountingEs } from '../lib/counting-es.ts';
+import { profileNotes } from '../lib/cpu-profile.ts';
 import { fmt, fmtRange, roundSummary, summarize } from '../lib/stats.ts';
 import type { BenchOptions, Scenario, ScenarioResult } from '../lib/types.ts';
 import { type CriTree, criTree } from '../lib/workload.ts';
@@ -56,6 +59,7 @@ async function runOnce(
   kubeUrl: string,
   flags: string[],
   mode: CountingMode = LEAN,
+  nodeFlags: string[] = [],
 ): Promise<Run> {
   const state = await stateDir();
   es.reset(mode);
@@ -67,6 +71,7 @@ async function runOnce(
         '--once',
         ...flags,
       ]),
+      nodeFlags,
     );
     // generous: 60 s plus 200 µs per line (5,000 lines/s)
     const dog = watchdog(agent, 60_000 + tree.lines / 5, 'agent-es');
@@ -94,6 +99,40 @@ async function runOnce(
   }
 }
 
+/** One more run at defaults under `--cpu-prof`: every thread's profile and its top functions. */
+async function profileRun(
+  opts: BenchOptions,
+  entry: string,
+  tree: CriTree,
+  es: CountingEs,
+  kubeUrl: string,
+): Promise<string[]> {
+  const dir = join(
+    opts.root,
+    'bench/results/tmp',
+    `agent-es-${new Date().toISOString().replace(/[:.]/g, '-')}`,
+  );
+  mkdirSync(dir, { recursive: true });
+  await runOnce(opts, entry, tree, es, kubeUrl, [], LEAN, ['--cpu-prof', '--cpu-prof-dir', dir]);
+  // one file per thread, named CPU.<date>.<time>.<pid>.<thread id>.<seq>.cpuprofile: thread 0 is the main one
+  const files = readdirSync(dir)
+    .filter((f) => f.endsWith('.cpuprofile'))
+    .sort((a, b) => threadOf(a) - threadOf(b));
+  if (files.length === 0) return [`profile: no .cpuprofile in ${dir}`];
+  return files.flatMap((f) =>
+    profileNotes(
+      join(dir, f),
+      opts.root,
+      threadOf(f) === 0 ? 'main thread' : `worker thread ${threadOf(f)}`,
+      15,
+    ),
+  );
+}
+
+function threadOf(file: string): number {
+  return Number(file.split('.').at(-3) ?? 0);
+}
+
 export const agentEs: Scenario = {
   name: 'agent-es',
   description: `\`logferry agent --once\` over a ${PODS}-pod /var/log/pods tree with pod labels from a fake Kubernetes API, to a counting fake Elasticsearch`,
@@ -115,6 +154,7 @@ export const agentEs: Scenario = {
     const runs = new Map<string, Run[]>();
     let fixed: Run[] = [];
     let checked: Run;
+    let profile: string[] = [];
     try {
       // the checked run: every document JSON.parse'd, json/partial/labels counted (this costs the
       // runner ~10 µs per document, so it is not one of the timed runs)
@@ -125,6 +165,7 @@ export const agentEs: Scenario = {
           list.push(await runOnce(opts, entry, tree, es, kube.url, cfg.flags));
         runs.set(cfg.name, list);
       }
+      if (opts.profile) profile = await profileRun(opts, entry, tree, es, kube.url);
     } finally {
       await kube.close();
     }
@@ -216,6 +257,7 @@ export const agentEs: Scenario = {
         ? 'workers: --workers 1 and --workers 2 runs shown next to the defaults'
         : 'workers: not available yet (logferry agent has no --workers flag)',
       `${opts.reps} run(s) per column; median (min–max); delivered is the lowest of the runs, duplicated and lost the highest; CPU and RSS of the agent process only (all threads, from its own resourceUsage at exit); wall from spawn to exit`,
+      ...profile,
       `command: node ${agentArgs(entry, { podsDir: '<tree>', stateDir: '<fresh dir>', kubeUrl: '<fake API>', esUrl: '<counting ES>' }, ['--once']).join(' ')}`,
     ];
 

@@ -2,7 +2,7 @@ import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { cpuSeconds, type MeasuredRun, measureChild } from '../lib/child.ts';
-import { hotSpots } from '../lib/cpu-profile.ts';
+import { profileNotes } from '../lib/cpu-profile.ts';
 import { fmt, fmtRange, roundSummary, summarize } from '../lib/stats.ts';
 import type { BenchOptions, Scenario, ScenarioResult } from '../lib/types.ts';
 import { criFile, type WorkloadMeta } from '../lib/workload.ts';
@@ -98,14 +98,7 @@ async function profileRun(root: string, path: string): Promise<string[]> {
   await timedRun(root, path, ['--cpu-prof', '--cpu-prof-dir', dir, '--cpu-prof-name', name]);
   const file = join(dir, name);
   if (!existsSync(file)) return [`profile: no ${file} (files there: ${readdirSync(dir).join(', ')})`];
-  const { spots, busyMs } = hotSpots(file, root, 20);
-  return [
-    `profile: ${file} (main thread, ${fmt(busyMs / 1000)} s busy; open in Chrome DevTools or speedscope)`,
-    'top self time:',
-    ...spots.map(
-      (s) => `  ${s.percent.toFixed(1).padStart(5)}%  ${fmt(s.selfMs, 4).padStart(7)} ms  ${s.name}`,
-    ),
-  ];
+  return profileNotes(file, root, 'main thread');
 }
 
 export const tailOnce: Scenario = {

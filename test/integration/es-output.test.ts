@@ -387,6 +387,9 @@ describe('faults (fake Elasticsearch)', () => {
       [
         BIN,
         'tail',
+        // the file is empty at start: reading it from 0 takes away the race between the
+        // append below and the agent's start-up (at the end, a slow start skipped the lines)
+        '--from-beginning',
         '--poll-interval-ms',
         '50',
         '--es',
