@@ -1,4 +1,5 @@
 import { type LogRecord, RecordFlag } from '../parse/types.ts';
+import type { DocumentAction } from '../pipeline/types.ts';
 import type { StructuredFields } from '../transform/types.ts';
 
 /**
@@ -16,7 +17,15 @@ export interface DocumentContext {
   fieldsPrefix: string;
   /** use the application's own valid timestamp as `@timestamp` */
   appTimestamp: boolean;
+  /**
+   * The sink's line written before each document (Elasticsearch: the bulk action line), so a
+   * document and its action line are built together, off the main thread; undefined: documents only.
+   */
+  action?: DocumentAction | undefined;
 }
+
+/** What follows the offset digits of a `withOffset` action line. */
+export const ACTION_ID_END = '"}}\n';
 
 export interface FieldOptions {
   /** parsed fields go under this key (default `json`) */
@@ -53,6 +62,7 @@ export function documentContext(
   hostName: string,
   extra = '',
   fields: FieldOptions = DEFAULT_FIELD_OPTIONS,
+  action?: DocumentAction | undefined,
 ): DocumentContext {
   return {
     pathJson: JSON.stringify(path),
@@ -60,6 +70,7 @@ export function documentContext(
     extra,
     fieldsPrefix: `,${JSON.stringify(fields.mergeKey)}:`,
     appTimestamp: fields.appTimestamp,
+    action,
   };
 }
 

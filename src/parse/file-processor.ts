@@ -1,5 +1,6 @@
 import { isUtf8 } from 'node:buffer';
 import {
+  ACTION_ID_END,
   type DocumentContext,
   encodeDocument,
   encodeDocumentHead,
@@ -36,6 +37,8 @@ export interface ProcessResult {
   body: Buffer;
   ends: number[];
   offsets: number[];
+  /** each document follows the context's action line (see RecordBatch.framed) */
+  framed: boolean;
   /** bytes of the chunk consumed; the next read starts at `base + consumed` */
   consumed: number;
   /** file offset a checkpoint may move to once these documents are acknowledged */
@@ -102,6 +105,11 @@ export class FileProcessor {
   #ctx: DocumentContext;
   /** `ctx.extra` and the closing brace as UTF-8, encoded once per file, copied into each document */
   #tail: Buffer;
+  /** `ctx.action`'s head as UTF-8, written before each document */
+  #action: Buffer | undefined;
+  #actionWithOffset = false;
+  /** bytes per document (with its action line) of this file so far: sizes the next body */
+  #averageDocument = 1024;
   #cont: ContinuationState | undefined;
   readonly #records: LogRecord[] = [];
   readonly #grouped: LogRecord[] = [];
@@ -125,6 +133,8 @@ export class FileProcessor {
   ) {
     this.#ctx = ctx;
     this.#tail = tailBytes(ctx);
+    this.#action = actionBytes(ctx);
+    this.#actionWithOffset = ctx.action?.withOffset ?? false;
     this.#opts = opts;
     this.#events = events;
     this.#joiner = new PartialJoiner(opts.maxLineBytes);
@@ -173,6 +183,8 @@ export class FileProcessor {
   set context(ctx: DocumentContext) {
     this.#ctx = ctx;
     this.#tail = tailBytes(ctx);
+    this.#action = actionBytes(ctx);
+    this.#actionWithOffset = ctx.action?.withOffset ?? false;
   }
 
   /** A format chosen from outside (an annotation); only before anything was read. */
@@ -267,7 +279,12 @@ export class FileProcessor {
         skip: point.skip,
       };
     }
-    return { ...this.#encode(out, base + pos - 1), consumed: pos, safeEnd, continuation };
+    const encoded = this.#encode(out, base + pos - 1);
+    // between chunks a processor holds no records: with many files, each one's last chunk of
+    // records kept alive had made tens of MB of live heap for the GC to mark and move
+    records.length = 0;
+    out.length = 0;
+    return { ...encoded, consumed: pos, safeEnd, continuation };
   }
 
   #detect(buf: Buffer, start: number, end: number): LineParser {
@@ -335,40 +352,46 @@ export class FileProcessor {
   }
 
   /**
-   * Encodes the records into one NDJSON Buffer. Strings built by concatenation are ropes that keep
-   * every piece alive; writing them out at once leaves only compact UTF-8 bytes behind, which is what
-   * waits in the output (docs/DESIGN.md, "Memory").
+   * Encodes the records into one NDJSON Buffer, each document after the sink's action line when the
+   * context has one. Each document is written into the buffer as soon as it is built and dies young:
+   * holding a chunk's documents as strings until they could be measured made them survive
+   * scavenges (copied, promoted) in a small young generation (docs/PERFORMANCE.md, section 3).
    *
-   * Each document is written straight into one buffer and `write` returns its byte count, so no
-   * joined string is built and no document is measured apart. `write` cuts a document short
+   * `write` returns the bytes written, so no document is measured apart; it cuts a document short
    * silently when it does not fit, so one is written only where 3 bytes per UTF-16 unit fit (the
-   * most UTF-8 takes). Sized at one byte per character (exact for ASCII, nearly every line) plus
-   * twice the longest document, the buffer always has that room while the documents are ASCII; it
-   * grows only after non-ASCII text has used it up.
+   * most UTF-8 takes). The buffer is sized from this file's average document so far; it grows (one
+   * copy) when that was too small and is copied out exactly when more than a quarter is unused.
    */
-  #encode(records: LogRecord[], lastByte: number): { body: Buffer; ends: number[]; offsets: number[] } {
+  #encode(
+    records: LogRecord[],
+    lastByte: number,
+  ): { body: Buffer; ends: number[]; offsets: number[]; framed: boolean } {
     const n = records.length;
     const ends: number[] = [];
     const offsets: number[] = [];
-    if (n === 0) return { body: EMPTY, ends, offsets };
-    const docs: string[] = [];
-    /** 1 where docs[i] is a head that the file's tail bytes complete (encodeDocumentHead) */
-    const headed: number[] = [];
+    const framed = this.#action !== undefined;
+    if (n === 0) return { body: EMPTY, ends, offsets, framed };
     const tail = this.#tail;
+    const action = this.#action;
+    const withOffset = this.#actionWithOffset;
+    // per document besides its head: the tail, the action line and at most 16 offset digits
+    const fixed = tail.length + (action === undefined ? 0 : action.length + ACTION_ID_END.length + 16) + 1;
     const fallbackTime = `"${new Date().toISOString()}"`;
     const t = this.#transform;
     const parser = this.#format !== 'text' ? t.parser : undefined;
     const slow = t.filter !== undefined || t.maxRecordBytes !== undefined || t.throttle !== undefined;
-    let chars = 0;
-    let longest = 0;
     let filtered = 0;
     let truncated = 0;
+    let buf: Buffer = Buffer.allocUnsafeSlow(Math.ceil(n * this.#averageDocument * 1.05) + 4 * fixed + 4096);
+    let pos = 0;
     for (let i = 0; i < n; i++) {
       let rec = records[i]!;
-      let doc: string | undefined;
+      let doc: string;
+      let headed: boolean;
       if (!slow) {
         const fields = parser !== undefined && mayCarryJson(rec) ? parser(rec.message) : undefined;
         doc = encodeDocumentHead(rec, this.#ctx, fallbackTime, fields);
+        headed = true;
       } else {
         if (t.maxRecordBytes !== undefined && rec.message.length > t.maxRecordBytes / 3) {
           const cut = limitMessage(rec.message, t.maxRecordBytes);
@@ -390,14 +413,16 @@ export class FileProcessor {
         }
         // after the filters: records a filter drops never use the container's budget
         if (t.throttle !== undefined && !t.throttle.admit(Buffer.byteLength(rec.message))) continue;
+        headed = false;
       }
-      docs.push(doc);
-      const head = slow ? 0 : 1;
-      headed.push(head);
+      if (buf.length - pos < 3 * doc.length + fixed)
+        buf = grown(buf, pos, 3 * doc.length + fixed + (n - i) * this.#averageDocument);
+      pos = this.#writeAction(buf, pos, rec.offset, action, withOffset);
+      pos += buf.write(doc, pos);
+      if (headed) pos += tail.copy(buf, pos);
+      buf[pos++] = 0x0a;
+      ends.push(pos);
       offsets.push(rec.offset);
-      const size = doc.length + 1 + head * tail.length;
-      chars += size;
-      if (size > longest) longest = size;
     }
     const summary = t.throttle?.summary();
     if (summary !== undefined) {
@@ -417,39 +442,67 @@ export class FileProcessor {
         fallbackTime,
         undefined,
       );
-      docs.push(doc);
-      headed.push(0);
+      if (buf.length - pos < 3 * doc.length + fixed) buf = grown(buf, pos, 3 * doc.length + fixed);
+      pos = this.#writeAction(buf, pos, lastByte, action, withOffset);
+      pos += buf.write(doc, pos);
+      buf[pos++] = 0x0a;
+      ends.push(pos);
       offsets.push(lastByte);
-      chars += doc.length + 1;
-      if (doc.length + 1 > longest) longest = doc.length + 1;
     }
     if (filtered > 0) this.#events.recordsFiltered(filtered);
     if (truncated > 0) this.#events.recordsTruncated(truncated);
-    if (docs.length === 0) return { body: EMPTY, ends, offsets };
-    let buf: Buffer = Buffer.allocUnsafe(chars + 2 * longest);
-    let pos = 0;
-    let left = chars; // characters (with newlines) not written yet
-    for (let i = 0; i < docs.length; i++) {
-      const doc = docs[i]!;
-      const tailLength = headed[i]! * tail.length;
-      if (buf.length - pos < 3 * doc.length + tailLength + 1) buf = grown(buf, pos, left + 2 * longest);
-      pos += buf.write(doc, pos);
-      if (tailLength > 0) pos += tail.copy(buf, pos);
-      buf[pos++] = 0x0a;
-      ends.push(pos);
-      left -= doc.length + tailLength + 1;
-    }
-    return { body: exactly(buf, pos), ends, offsets };
+    if (ends.length === 0) return { body: EMPTY, ends, offsets, framed };
+    // the average follows the file's documents (a moving average over chunks)
+    this.#averageDocument = Math.ceil(0.5 * this.#averageDocument + (0.5 * pos) / ends.length);
+    return { body: exactly(buf, pos), ends, offsets, framed };
   }
+
+  /** The action line before a document, when the sink gave one; returns the position after it. */
+  #writeAction(
+    buf: Buffer,
+    pos: number,
+    offset: number,
+    action: Buffer | undefined,
+    withOffset: boolean,
+  ): number {
+    if (action === undefined) return pos;
+    let p = pos + action.copy(buf, pos);
+    if (!withOffset) return p;
+    p = writeDecimal(buf, p, offset);
+    buf[p++] = 0x22; // "}}\n
+    buf[p++] = 0x7d;
+    buf[p++] = 0x7d;
+    buf[p++] = 0x0a;
+    return p;
+  }
+}
+
+/** Writes a non-negative safe integer's decimal digits at `pos`; returns the position after them. */
+export function writeDecimal(buf: Buffer, pos: number, n: number): number {
+  let digits = 1;
+  for (let x = n; x >= 10; x = Math.floor(x / 10)) digits++;
+  let x = n;
+  for (let p = pos + digits - 1; p >= pos; p--) {
+    buf[p] = 0x30 + (x % 10);
+    x = Math.floor(x / 10);
+  }
+  return pos + digits;
 }
 
 function tailBytes(ctx: DocumentContext): Buffer {
   return Buffer.from(`${ctx.extra}}`, 'utf8');
 }
 
-/** A copy of `buf[0, used)` in a new buffer with `room` more bytes after it. */
+function actionBytes(ctx: DocumentContext): Buffer | undefined {
+  return ctx.action === undefined ? undefined : Buffer.from(ctx.action.head, 'utf8');
+}
+
+/**
+ * A copy of `buf[0, used)` in a new buffer with `room` more bytes after it, and at least a quarter
+ * bigger (a few grows at most, even when every estimate falls short).
+ */
 function grown(buf: Buffer, used: number, room: number): Buffer {
-  const next = Buffer.allocUnsafe(used + room);
+  const next = Buffer.allocUnsafeSlow(Math.max(used + room + 65_536, Math.ceil(1.25 * buf.length)));
   buf.copy(next, 0, 0, used);
   return next;
 }
@@ -460,7 +513,7 @@ function grown(buf: Buffer, used: number, room: number): Buffer {
  */
 function exactly(buf: Buffer, used: number): Buffer {
   if (buf.length - used <= used >>> 2) return buf.subarray(0, used);
-  const body = Buffer.allocUnsafe(used);
+  const body = Buffer.allocUnsafeSlow(used);
   buf.copy(body, 0, 0, used);
   return body;
 }

@@ -55,16 +55,37 @@ export interface RecordBatch {
   ends: number[];
   offsets: number[];
   /**
+   * Each document follows the line the sink asked for (`Sink.frame`): `ends` delimit the line and
+   * the document together.
+   */
+  framed?: boolean | undefined;
+  /**
    * Called by the sink exactly once, when every document of the batch is delivered or
    * dead-lettered. Never called for documents that were not.
    */
   ack(): void;
 }
 
+/**
+ * A line written before every document of a file (see Sink.frame). With `withOffset`, `head` is the
+ * line up to the record's byte offset, and the offset's digits and `ACTION_ID_END` complete it (a
+ * document id of the file's id and the offset); without, `head` is the whole line, newline included.
+ */
+export interface DocumentAction {
+  head: string;
+  withOffset: boolean;
+}
+
 /** A sink accepts batches and acknowledges them when they are delivered. */
 export interface Sink {
   /** Hand over a batch. The sink owns it until it calls `batch.ack()`. */
   write(batch: RecordBatch): void;
+  /**
+   * The line to write before each document of the file, if the sink wants one (Elasticsearch: the
+   * bulk action line); asked again when the file's fields change. The encoder then builds it with
+   * the document, in the records worker, and the batch is marked `framed`.
+   */
+  frame?(file: SourceFile): DocumentAction | undefined;
   /** Resolves once every batch written so far has been acknowledged. */
   flush(): Promise<void>;
   /** Stops accepting batches; resolves after flushing or when `deadline` (ms since epoch) passes. */

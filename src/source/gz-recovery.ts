@@ -76,7 +76,13 @@ export async function recoverGz(path: string, entry: CheckpointEntry, deps: GzRe
     source.fields = meta.fields;
   }
   const processor = new FileProcessor(
-    documentContext(path, deps.hostName, meta?.fragment ?? '', deps.transforms?.fields),
+    documentContext(
+      path,
+      deps.hostName,
+      meta?.fragment ?? '',
+      deps.transforms?.fields,
+      deps.sink.frame?.(source),
+    ),
     { format: deps.format, maxLineBytes: deps.maxLineBytes },
     deps.events,
     { format: entry.format, continuation: entry.continuation },
@@ -116,6 +122,7 @@ export async function recoverGz(path: string, entry: CheckpointEntry, deps: GzRe
         body: res.body,
         ends: res.ends,
         offsets: res.offsets,
+        framed: res.framed,
         ack: () => {
           tracker.ack(ackEntry);
           outstanding--;

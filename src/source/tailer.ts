@@ -1,7 +1,7 @@
 import { type FileHandle, open, stat } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { type FSWatcher, watch } from 'chokidar';
-import { documentContext } from '../encode/document.ts';
+import { type DocumentContext, documentContext } from '../encode/document.ts';
 import { errorMessage } from '../errors.ts';
 import type {
   Budget,
@@ -518,7 +518,7 @@ export class Tailer {
         size: st.size,
         work: this.#work.create({
           path: m.path,
-          ctx: documentContext(m.path, this.#opts.hostName, '', this.#deps.transforms?.fields),
+          ctx: this.#context(source, ''),
           opts: { format: this.#opts.format, maxLineBytes: this.#opts.maxLineBytes },
           resume: { format, continuation },
         }),
@@ -598,9 +598,7 @@ export class Tailer {
     if (meta !== undefined) {
       f.meta = meta;
       f.source.fields = meta.fields;
-      f.work.setContext(
-        documentContext(f.source.path, this.#opts.hostName, meta.fragment, this.#deps.transforms?.fields),
-      );
+      f.work.setContext(this.#context(f.source, meta.fragment));
       if (meta.parser !== undefined && this.#opts.format === 'auto' && isFormat(meta.parser)) {
         f.work.setFormat(meta.parser);
       }
@@ -630,6 +628,17 @@ export class Tailer {
   }
 
   /** Start of tail -F reading: just after the last newline, so a half-written line is not cut. */
+  /** How the file's documents are written: its path, the pod's members, the sink's action line. */
+  #context(source: SourceFile, fragment: string): DocumentContext {
+    return documentContext(
+      source.path,
+      this.#opts.hostName,
+      fragment,
+      this.#deps.transforms?.fields,
+      this.#deps.sink.frame?.(source),
+    );
+  }
+
   async #lastLineEnd(fh: FileHandle, size: number): Promise<number> {
     if (size === 0) return 0;
     const window = Math.min(size, 64 * 1024);
@@ -902,7 +911,9 @@ export class Tailer {
     reader.buf = res.buffer;
     // The budget counts what waits in memory: the encoded documents (several times the bytes read
     // once pod metadata is added), released as each batch is acknowledged.
-    const cost = res.body.length;
+    // what the batch holds in memory: its body's whole allocation (the encoder sizes it ahead and
+    // copies a body out exactly only when over a quarter is unused)
+    const cost = res.body.length === 0 ? 0 : res.body.buffer.byteLength;
     this.#deps.budget.acquire(cost);
     f.held += cost;
     f.readPos += res.consumed;
@@ -917,6 +928,7 @@ export class Tailer {
         body: res.body,
         ends: res.ends,
         offsets: res.offsets,
+        framed: res.framed,
         ack: () => {
           if (f.tracker === tracker) {
             f.held -= cost;

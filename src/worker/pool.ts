@@ -148,6 +148,7 @@ export class WorkerPool implements FileWorkFactory {
       body: msg.body === undefined ? EMPTY : Buffer.from(msg.body.buffer, msg.body.offset, msg.body.length),
       ends: msg.ends,
       offsets: msg.offsets,
+      framed: msg.framed,
       consumed: msg.consumed,
       safeEnd: msg.safeEnd,
       continuation: msg.continuation,

@@ -60,6 +60,7 @@ export type FromWorker =
       body: { buffer: ArrayBuffer; offset: number; length: number } | undefined;
       ends: number[];
       offsets: number[];
+      framed: boolean;
       consumed: number;
       safeEnd: number;
       continuation: ContinuationState | undefined;

@@ -100,6 +100,7 @@ port.on('message', (msg: ToWorker) => {
           body,
           ends: res.ends,
           offsets: res.offsets,
+          framed: res.framed,
           consumed: res.consumed,
           safeEnd: res.safeEnd,
           continuation: res.continuation,

@@ -1,5 +1,6 @@
+import { ACTION_ID_END } from '../../encode/document.ts';
 import { errorMessage, redactCredentials } from '../../errors.ts';
-import type { RecordBatch, Sink } from '../../pipeline/types.ts';
+import type { DocumentAction, RecordBatch, Sink, SourceFile } from '../../pipeline/types.ts';
 import type { Logger } from '../../telemetry/logger.ts';
 import { SinkCounters } from '../counters.ts';
 import { backoffMs } from './backoff.ts';
@@ -42,13 +43,31 @@ interface Entry {
   id: string | undefined;
 }
 
+/** Documents `[from, to)` of an entry's batch. */
+interface Span {
+  entry: Entry;
+  from: number;
+  to: number;
+}
+
 /**
- * Documents to send, as parallel arrays (entry, document number): no object per document, so what
- * waits in the output is the batches' NDJSON bytes and two array slots per document.
+ * Documents to send, in order, as spans of batches: nothing per document, so what waits in the
+ * output is the batches' NDJSON bytes, and a request of 5,000 documents from a few batches is a few
+ * spans (a per-document array had the main thread promote and mark tens of MB per million).
  */
-interface Work {
-  entries: Entry[];
-  idx: number[];
+type Work = Span[];
+
+function countOf(work: Work): number {
+  let n = 0;
+  for (const s of work) n += s.to - s.from;
+  return n;
+}
+
+/** Appends document `i` of `entry`, extending the last span when it is the next one. */
+function pushDoc(work: Work, entry: Entry, i: number): void {
+  const last = work[work.length - 1];
+  if (last !== undefined && last.entry === entry && last.to === i) last.to++;
+  else work.push({ entry, from: i, to: i + 1 });
 }
 
 /**
@@ -65,8 +84,10 @@ export class ElasticsearchSink implements Sink {
   readonly #transport: BulkTransport;
   readonly #log: Logger;
   readonly #random: () => number;
-  #pending: Work = { entries: [], idx: [] };
+  /** spans waiting to be sent, from `#pendingHead` on */
+  #pending: Work = [];
   #pendingHead = 0;
+  #pendingDocs = 0;
   #pendingBytes = 0;
   #timer: NodeJS.Timeout | undefined;
   #flushDue = false;
@@ -77,6 +98,9 @@ export class ElasticsearchSink implements Sink {
   #waiters: Array<() => void> = [];
   readonly #sleeps = new Set<{ timer: NodeJS.Timeout; resolve: () => void }>();
   #state: OutputState = 'idle';
+  /** body buffers of finished requests, for the next ones (see #recycle); emptied when idle */
+  readonly #spareBodies: Buffer[] = [];
+  readonly #bodyOwners = new WeakMap<Buffer, Buffer>();
   #lastError: string | undefined;
 
   constructor(
@@ -100,6 +124,21 @@ export class ElasticsearchSink implements Sink {
     return this.#lastError;
   }
 
+  /**
+   * The bulk action line, for the encoder to write before each document, when it depends only on
+   * the file (an index without a date; not for dead letters, which are built here): the main thread
+   * then copies whole runs of a batch into a bulk body instead of building a line per document.
+   */
+  frame(file: SourceFile): DocumentAction | undefined {
+    const { index, hostName, idMode } = this.#opts;
+    if (!index.perFile) return undefined;
+    const name = index.resolve(file, undefined, hostName);
+    if (idMode === 'auto') return { head: actionLine(name, undefined), withOffset: false };
+    const line = actionLine(name, documentId(file, 0));
+    // everything before the offset's digits: the id is the file's id, '-' and the offset
+    return { head: line.slice(0, line.length - ACTION_ID_END.length - 1), withOffset: true };
+  }
+
   write(batch: RecordBatch): void {
     if (this.#closed) return;
     const n = batch.ends.length;
@@ -112,11 +151,8 @@ export class ElasticsearchSink implements Sink {
       id: undefined,
     };
     this.#unacked++;
-    const p = this.#pending;
-    for (let i = 0; i < n; i++) {
-      p.entries.push(entry);
-      p.idx.push(i);
-    }
+    this.#pending.push({ entry, from: 0, to: n });
+    this.#pendingDocs += n;
     this.#pendingBytes += batch.body.length;
     this.counters.queued += n;
     if (this.#timer === undefined) {
@@ -178,7 +214,7 @@ export class ElasticsearchSink implements Sink {
   }
 
   #pendingCount(): number {
-    return this.#pending.idx.length - this.#pendingHead;
+    return this.#pendingDocs;
   }
 
   #pump(): void {
@@ -189,6 +225,8 @@ export class ElasticsearchSink implements Sink {
       void this.#run(this.#take());
     }
     if (this.#pendingCount() === 0) {
+      // nothing waits: spare bodies would only hold memory
+      if (this.counters.inFlight === 0) this.#spareBodies.length = 0;
       this.#flushDue = false;
       if (this.#timer !== undefined) {
         clearTimeout(this.#timer);
@@ -197,28 +235,45 @@ export class ElasticsearchSink implements Sink {
     }
   }
 
+  /** The next request's documents: up to batchDocs documents and batchBytes bytes (at least one). */
   #take(): Work {
     const o = this.#opts;
     const p = this.#pending;
-    const start = this.#pendingHead;
-    let i = start;
+    const work: Work = [];
+    let docs = 0;
     let bytes = 0;
-    while (i < p.idx.length && i - start < o.batchDocs) {
-      const len = docBytes(p.entries[i]!, p.idx[i]!);
-      if (i > start && bytes + len > o.batchBytes) break;
-      bytes += len;
-      i++;
+    while (this.#pendingHead < p.length && docs < o.batchDocs) {
+      const span = p[this.#pendingHead]!;
+      const ends = span.entry.batch.ends;
+      const start = span.from === 0 ? 0 : ends[span.from - 1]!;
+      // as many of the span's documents as the limits allow
+      const maxTo = Math.min(span.to, span.from + (o.batchDocs - docs));
+      let to = maxTo;
+      if (ends[to - 1]! - start > o.batchBytes - bytes) {
+        to = span.from;
+        while (to < maxTo && ends[to]! - start <= o.batchBytes - bytes) to++;
+        // a first document bigger than the limit goes alone
+        if (to === span.from && docs === 0) to = span.from + 1;
+      }
+      if (to === span.from) break;
+      work.push({ entry: span.entry, from: span.from, to });
+      docs += to - span.from;
+      bytes += ends[to - 1]! - start;
+      if (to === span.to) this.#pendingHead++;
+      else {
+        span.from = to;
+        break;
+      }
     }
-    const work: Work = { entries: p.entries.slice(start, i), idx: p.idx.slice(start, i) };
-    this.#pendingHead = i;
+    this.#pendingDocs -= docs;
     this.#pendingBytes -= bytes;
-    if (this.#pendingHead === p.idx.length) {
-      this.#pending = { entries: [], idx: [] };
+    if (this.#pendingHead === p.length) {
+      this.#pending = [];
       this.#pendingHead = 0;
       this.#pendingBytes = 0;
       this.#flushDue = false;
-    } else if (this.#pendingHead > 65_536) {
-      this.#pending = { entries: p.entries.slice(i), idx: p.idx.slice(i) };
+    } else if (this.#pendingHead > 4096) {
+      this.#pending = p.slice(this.#pendingHead);
       this.#pendingHead = 0;
     }
     return work;
@@ -242,8 +297,8 @@ export class ElasticsearchSink implements Sink {
     let work = initial;
     let attempt = 0;
     let body: Buffer | undefined;
-    while (work.idx.length > 0 && !this.#aborted) {
-      body ??= this.#encodeBody(work);
+    while (work.length > 0 && !this.#aborted) {
+      body ??= this.#encodeBody(work, this.#bodyBuffer());
       const started = process.hrtime.bigint();
       let status: number | undefined;
       let resBody: unknown;
@@ -263,17 +318,17 @@ export class ElasticsearchSink implements Sink {
       if (this.#aborted) return;
 
       if (status !== undefined && status >= 200 && status < 300) {
-        const results = bulkItems(resBody, work.idx.length);
+        const count = countOf(work);
+        const results = bulkItems(resBody, count);
         if (results === undefined) {
-          this.#trouble(
-            'retrying',
-            `bulk response with status ${status} did not list ${work.idx.length} items`,
-          );
-          this.counters.retried += work.idx.length;
+          this.#trouble('retrying', `bulk response with status ${status} did not list ${count} items`);
+          this.counters.retried += count;
           await this.#backoff(attempt++);
           continue;
         }
         this.#recovered();
+        // a 2xx answer comes after Elasticsearch read the whole body: its memory can be reused
+        this.#recycle(body);
         const next = this.#settleItems(work, results);
         if (next.transient) await this.#backoff(attempt++);
         else attempt = 0;
@@ -301,7 +356,7 @@ export class ElasticsearchSink implements Sink {
             : `bulk request failed with HTTP ${status}: ${reasonOf(resBody)}`,
         );
       }
-      this.counters.retried += work.idx.length;
+      this.counters.retried += countOf(work);
       await this.#backoff(attempt++);
     }
   }
@@ -312,9 +367,9 @@ export class ElasticsearchSink implements Sink {
 
   /** 413 (or a whole-request 400): halve until a single document is left, which is dead-lettered. */
   async #split(work: Work, status: number, resBody: unknown): Promise<void> {
-    const n = work.idx.length;
+    const n = countOf(work);
     if (n === 1) {
-      const entry = work.entries[0]!;
+      const { entry, from } = work[0]!;
       const error = {
         type: status === 413 ? 'request_entity_too_large' : 'bad_request',
         reason: reasonOf(resBody),
@@ -323,46 +378,50 @@ export class ElasticsearchSink implements Sink {
         this.#drop(entry, status, error);
         return;
       }
-      await this.#deliver(this.#toDeadLetter(entry, work.idx[0]!, status, error));
+      await this.#deliver(this.#toDeadLetter(entry, from, status, error));
       return;
     }
     this.counters.splits++;
-    const half = Math.ceil(n / 2);
-    await this.#deliver({ entries: work.entries.slice(0, half), idx: work.idx.slice(0, half) });
-    await this.#deliver({ entries: work.entries.slice(half), idx: work.idx.slice(half) });
+    const first: Work = [];
+    const second: Work = [];
+    let left = Math.ceil(n / 2);
+    for (const s of work) {
+      const take = Math.min(left, s.to - s.from);
+      if (take > 0) first.push({ entry: s.entry, from: s.from, to: s.from + take });
+      if (take < s.to - s.from) second.push({ entry: s.entry, from: s.from + take, to: s.to });
+      left -= take;
+    }
+    await this.#deliver(first);
+    await this.#deliver(second);
   }
 
   /** Applies per-item results; returns what must be sent again and whether to back off first. */
   #settleItems(work: Work, results: BulkItemResult[]): { work: Work; transient: boolean } {
-    const again: Work = { entries: [], idx: [] };
+    const again: Work = [];
     let transient = false;
-    for (let k = 0; k < work.idx.length; k++) {
-      const entry = work.entries[k]!;
-      const i = work.idx[k]!;
-      const r = results[k]!;
+    let k = 0;
+    for (const { entry, from, to } of work) {
       const dlq = entry.owner !== undefined;
-      switch (classifyItem(r.status)) {
-        case 'ok':
-          if (!dlq) this.counters.sent++;
-          this.#done(entry);
-          break;
-        case 'duplicate':
-          if (!dlq) this.counters.duplicates++;
-          this.#done(entry);
-          break;
-        case 'retry':
-          this.counters.retried++;
-          transient = true;
-          again.entries.push(entry);
-          again.idx.push(i);
-          break;
-        default:
-          if (dlq) this.#drop(entry, r.status, r.error ?? {});
-          else {
-            const d = this.#toDeadLetter(entry, i, r.status, r.error ?? {});
-            again.entries.push(d.entries[0]!);
-            again.idx.push(0);
-          }
+      for (let i = from; i < to; i++) {
+        const r = results[k++]!;
+        switch (classifyItem(r.status)) {
+          case 'ok':
+            if (!dlq) this.counters.sent++;
+            this.#done(entry);
+            break;
+          case 'duplicate':
+            if (!dlq) this.counters.duplicates++;
+            this.#done(entry);
+            break;
+          case 'retry':
+            this.counters.retried++;
+            transient = true;
+            pushDoc(again, entry, i);
+            break;
+          default:
+            if (dlq) this.#drop(entry, r.status, r.error ?? {});
+            else again.push(...this.#toDeadLetter(entry, i, r.status, r.error ?? {}));
+        }
       }
     }
     return { work: again, transient };
@@ -380,31 +439,65 @@ export class ElasticsearchSink implements Sink {
       : undefined;
   }
 
-  /** One bulk body: an action line and the document's bytes per item, in a single allocation. */
-  #encodeBody(work: Work): Buffer {
-    const n = work.idx.length;
-    const actions = new Array<string>(n);
+  /** A spare body buffer, if one is left from an earlier request. */
+  #bodyBuffer(): Buffer | undefined {
+    return this.#spareBodies.pop();
+  }
+
+  /**
+   * Keeps a sent body's memory for the next request. A new ArrayBuffer per request (1 GB of them
+   * per million documents with pod metadata) made V8 run a full GC for every 64 MB of them (its
+   * external memory limit): most of the main thread's GC time (docs/PERFORMANCE.md, section 3).
+   */
+  #recycle(body: Buffer): void {
+    const full = this.#bodyOwners.get(body);
+    if (full === undefined || this.#spareBodies.length >= this.#opts.concurrency) return;
+    if (full.length > 2 * (this.#opts.batchBytes + SPARE_ROOM)) return;
+    this.#spareBodies.push(full);
+  }
+
+  /**
+   * One bulk body: an action line and the document's bytes per item, in `into` when it is big
+   * enough, else in a new buffer. A framed batch's items already hold their action lines: a run of
+   * consecutive items is one copy.
+   */
+  #encodeBody(work: Work, into: Buffer | undefined): Buffer {
+    let actions: string[] | undefined;
     let total = 0;
-    for (let k = 0; k < n; k++) {
-      const entry = work.entries[k]!;
-      const i = work.idx[k]!;
+    for (const { entry, from, to } of work) {
+      const ends = entry.batch.ends;
+      total += ends[to - 1]! - (from === 0 ? 0 : ends[from - 1]!);
+      if (entry.batch.framed === true) continue;
       const dlq = entry.owner !== undefined;
-      const action = actionLine(
-        this.#indexOf(entry, i),
-        this.#idOf(entry, i),
-        dlq && this.#opts.pipeline !== undefined,
-      );
-      actions[k] = action;
-      total += Buffer.byteLength(action) + docBytes(entry, i);
+      for (let i = from; i < to; i++) {
+        const action = actionLine(
+          this.#indexOf(entry, i),
+          this.#idOf(entry, i),
+          dlq && this.#opts.pipeline !== undefined,
+        );
+        actions ??= [];
+        actions.push(action);
+        total += Buffer.byteLength(action);
+      }
     }
-    const body = Buffer.allocUnsafe(total);
+    const full =
+      into !== undefined && into.length >= total
+        ? into
+        : Buffer.allocUnsafeSlow(Math.max(total, this.#opts.batchBytes + SPARE_ROOM));
+    const body = full.subarray(0, total);
+    this.#bodyOwners.set(body, full);
     let pos = 0;
-    for (let k = 0; k < n; k++) {
-      const entry = work.entries[k]!;
-      const i = work.idx[k]!;
-      pos += body.write(actions[k]!, pos);
+    let a = 0;
+    for (const { entry, from, to } of work) {
       const { body: src, ends } = entry.batch;
-      pos += src.copy(body, pos, i === 0 ? 0 : ends[i - 1]!, ends[i]!);
+      if (entry.batch.framed === true) {
+        pos += src.copy(body, pos, from === 0 ? 0 : ends[from - 1]!, ends[to - 1]!);
+        continue;
+      }
+      for (let i = from; i < to; i++) {
+        pos += body.write(actions![a++]!, pos);
+        pos += src.copy(body, pos, i === 0 ? 0 : ends[i - 1]!, ends[i]!);
+      }
     }
     return body;
   }
@@ -416,8 +509,11 @@ export class ElasticsearchSink implements Sink {
     status: number,
     error: { type?: string | undefined; reason?: string | undefined },
   ): Work {
-    const { body, ends } = entry.batch;
-    const doc = body.toString('utf8', i === 0 ? 0 : ends[i - 1]!, ends[i]! - 1);
+    const { body, ends, framed } = entry.batch;
+    let start = i === 0 ? 0 : ends[i - 1]!;
+    // a framed item starts with its action line
+    if (framed === true) start = body.indexOf(0x0a, start) + 1;
+    const doc = body.toString('utf8', start, ends[i]! - 1);
     const dlqBody = Buffer.from(`${deadLetterDocument(doc, this.#indexOf(entry, i), status, error)}\n`);
     const dlq: Entry = {
       batch: {
@@ -432,7 +528,7 @@ export class ElasticsearchSink implements Sink {
       owner: entry,
       id: this.#idOf(entry, i),
     };
-    return { entries: [dlq], idx: [0] };
+    return [{ entry: dlq, from: 0, to: 1 }];
   }
 
   #drop(
@@ -499,10 +595,8 @@ export class ElasticsearchSink implements Sink {
   }
 }
 
-function docBytes(entry: Entry, i: number): number {
-  const ends = entry.batch.ends;
-  return ends[i]! - (i === 0 ? 0 : ends[i - 1]!);
-}
+/** A body buffer has room for a full batch plus this, so one sized for a batch fits most requests. */
+const SPARE_ROOM = 256 * 1024;
 
 const TS_PREFIX = '{"@timestamp":"'.length;
 

@@ -2,9 +2,15 @@ import { Buffer } from 'node:buffer';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { documentContext, encodeDocument } from '../../../src/encode/document.ts';
-import { FileProcessor, IGNORED_EVENTS, type ProcessResult } from '../../../src/parse/file-processor.ts';
+import {
+  FileProcessor,
+  IGNORED_EVENTS,
+  type ProcessResult,
+  writeDecimal,
+} from '../../../src/parse/file-processor.ts';
 import { jsonObjectText } from '../../../src/parse/json-message.ts';
 import { RecordFlag } from '../../../src/parse/types.ts';
+import type { DocumentAction } from '../../../src/pipeline/types.ts';
 
 const PATH = '/var/log/pods/ns_pod_uid/app/0.log';
 const HOST = 'node-1';
@@ -16,9 +22,21 @@ function criLines(messages: string[]): Buffer {
   return Buffer.from(messages.map((m) => `${TIME} stdout F ${m}\n`).join(''));
 }
 
-function processAll(input: Buffer): ProcessResult {
+/** The agent's kind of action line (Sink.frame), or none (tail to stdout). */
+const ACTIONS: Array<[string, DocumentAction | undefined]> = [
+  ['documents only', undefined],
+  ['after action lines with ids', { head: '{"create":{"_index":"logs-ns","_id":"f-', withOffset: true }],
+  ['after whole action lines', { head: '{"create":{"_index":"lögs"}}\n', withOffset: false }],
+];
+
+function actionText(action: DocumentAction | undefined, offset: number): string {
+  if (action === undefined) return '';
+  return action.withOffset ? `${action.head}${offset}"}}\n` : action.head;
+}
+
+function processAll(input: Buffer, action?: DocumentAction): ProcessResult {
   const proc = new FileProcessor(
-    documentContext(PATH, HOST),
+    documentContext(PATH, HOST, '', undefined, action),
     { format: 'cri', maxLineBytes: 1 << 20 },
     noEvents,
   );
@@ -26,9 +44,9 @@ function processAll(input: Buffer): ProcessResult {
 }
 
 /** The body the records must give: each document as encodeDocument writes it, then '\n'. */
-function expected(messages: string[]): { body: Buffer; ends: number[] } {
+function expected(messages: string[], action?: DocumentAction, base = 0): { body: Buffer; ends: number[] } {
   const ctx = documentContext(PATH, HOST);
-  let offset = 0;
+  let offset = base;
   const docs = messages.map((message) => {
     const rec = {
       offset,
@@ -41,22 +59,24 @@ function expected(messages: string[]): { body: Buffer; ends: number[] } {
     };
     offset += Buffer.byteLength(`${TIME} stdout F ${message}\n`);
     const json = jsonObjectText(message);
-    return `${encodeDocument(rec, ctx, '"unused"', json === undefined ? undefined : { text: json })}\n`;
+    const doc = encodeDocument(rec, ctx, '"unused"', json === undefined ? undefined : { text: json });
+    return `${actionText(action, rec.offset)}${doc}\n`;
   });
   let end = 0;
   return { body: Buffer.from(docs.join('')), ends: docs.map((d) => (end += Buffer.byteLength(d))) };
 }
 
-function checkEncoding(messages: string[]): ProcessResult {
-  const result = processAll(criLines(messages));
-  const want = expected(messages);
+function checkEncoding(messages: string[], action?: DocumentAction): ProcessResult {
+  const result = processAll(criLines(messages), action);
+  const want = expected(messages, action);
+  expect(result.framed).toBe(action !== undefined);
   expect(result.body.toString('utf8')).toBe(want.body.toString('utf8'));
   expect(result.body.equals(want.body)).toBe(true);
   expect(result.ends).toEqual(want.ends);
   return result;
 }
 
-describe('FileProcessor encoding', () => {
+describe.each(ACTIONS)('FileProcessor encoding, %s', (_what, action) => {
   const long = (unit: string, n: number): string => unit.repeat(n);
 
   it.each<[string, string[]]>([
@@ -74,7 +94,24 @@ describe('FileProcessor encoding', () => {
     ['a long non-ASCII document first', [long('😀', 30_000), ...Array(100).fill('é')]],
     ['escapes', ['tab\there', 'quote " and backslash \\', '\u0001 control']],
   ])('%s: bytes and ends as the documents joined', (_name, messages) => {
-    checkEncoding(messages);
+    checkEncoding(messages, action);
+  });
+
+  it('one processor over chunks whose documents grow 200-fold: each body exact', () => {
+    const proc = new FileProcessor(
+      documentContext(PATH, HOST, '', undefined, action),
+      { format: 'cri', maxLineBytes: 1 << 20 },
+      noEvents,
+    );
+    let base = 0;
+    for (const messages of [Array(300).fill('short'), Array(40).fill(long('y', 20_000)), ['z']]) {
+      const input = criLines(messages);
+      const result = proc.process(input, input.length, base, false);
+      const want = expected(messages, action, base);
+      expect(result.body.equals(want.body)).toBe(true);
+      expect(result.ends).toEqual(want.ends);
+      base += input.length;
+    }
   });
 
   it('invalid UTF-8 is written as U+FFFD and flagged', () => {
@@ -93,7 +130,7 @@ describe('FileProcessor encoding', () => {
 
   it('does not keep a much larger allocation alive behind the body', () => {
     // a long document sizes the spare room; the body must not be a view into three times its size
-    const result = checkEncoding([long('x', 200_000), 'a']);
+    const result = checkEncoding([long('x', 200_000), 'a'], action);
     expect(result.body.buffer.byteLength).toBeLessThanOrEqual(Math.ceil(result.body.length * 1.25));
   });
 
@@ -120,9 +157,19 @@ describe('FileProcessor encoding', () => {
     );
     fc.assert(
       fc.property(fc.array(message, { minLength: 1, maxLength: 60 }), (messages) => {
-        checkEncoding(messages);
+        checkEncoding(messages, action);
       }),
       { numRuns: 300 },
     );
+  });
+});
+
+describe('writeDecimal', () => {
+  it.each([0, 7, 9, 10, 99, 100, 101, 1_000_000, 123_456_789_012, Number.MAX_SAFE_INTEGER])('%d', (n) => {
+    const buf = Buffer.alloc(24, 0x2e);
+    const end = writeDecimal(buf, 3, n);
+    expect(buf.toString('latin1', 3, end)).toBe(String(n));
+    expect(buf.toString('latin1', 0, 3)).toBe('...');
+    expect(buf[end]).toBe(0x2e);
   });
 });

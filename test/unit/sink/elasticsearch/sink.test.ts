@@ -1,6 +1,7 @@
-import { describe, expect, it } from 'vitest';
+import fc from 'fast-check';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { RecordBatch } from '../../../../src/pipeline/types.ts';
-import { IndexTemplate } from '../../../../src/sink/elasticsearch/encode.ts';
+import { actionLine, documentId, IndexTemplate } from '../../../../src/sink/elasticsearch/encode.ts';
 import { type BulkTransport, ElasticsearchSink } from '../../../../src/sink/elasticsearch/sink.ts';
 import type { Logger } from '../../../../src/telemetry/logger.ts';
 
@@ -74,11 +75,18 @@ const log: Logger = {
   error: (m) => logs.push(`error ${m}`),
 };
 
+/**
+ * Every test runs twice: batches of documents only, and framed batches whose documents follow the
+ * action lines the sink asked for (Sink.frame), as the records workers write them for the agent.
+ */
+let framer: ElasticsearchSink | undefined;
+let framing = false;
+
 function sinkWith(
   transport: BulkTransport,
   over: Partial<ConstructorParameters<typeof ElasticsearchSink>[0]> = {},
 ) {
-  return new ElasticsearchSink(
+  const sink = new ElasticsearchSink(
     {
       index: new IndexTemplate('logs-test'),
       dlqIndex: 'logs-dlq',
@@ -95,26 +103,66 @@ function sinkWith(
     log,
     () => 0.5,
   );
+  framer = framing ? sink : undefined;
+  return sink;
 }
 
 function batch(n: number, start = 0, acks: number[] = []): RecordBatch {
-  const docs = Array.from({ length: n }, (_, i) =>
-    JSON.stringify({ '@timestamp': '2026-11-22T01:02:03Z', seq: start + i }),
-  );
+  const file = { key: '1:2', path: '/p', identity: { dev: 1, ino: 2, id: 'f' } };
+  const offsets = Array.from({ length: n }, (_, i) => (start + i) * 100);
+  const action = framer?.frame(file);
+  const items = offsets.map((offset, i) => {
+    const doc = `${JSON.stringify({ '@timestamp': '2026-11-22T01:02:03Z', seq: start + i })}\n`;
+    if (action === undefined) return doc;
+    return `${action.head}${action.withOffset ? `${offset}"}}\n` : ''}${doc}`;
+  });
   let end = 0;
   return {
-    file: { key: '1:2', path: '/p', identity: { dev: 1, ino: 2, id: 'f' } },
-    body: Buffer.from(docs.map((d) => `${d}\n`).join('')),
-    ends: docs.map((d) => {
-      end += Buffer.byteLength(d) + 1;
+    file,
+    body: Buffer.from(items.join('')),
+    ends: items.map((d) => {
+      end += Buffer.byteLength(d);
       return end;
     }),
-    offsets: docs.map((_, i) => (start + i) * 100),
+    offsets,
+    framed: action !== undefined,
     ack: () => acks.push(start),
   };
 }
 
-describe('ElasticsearchSink', () => {
+describe('Sink.frame', () => {
+  const file = { key: '1:2', path: '/p', identity: { dev: 1, ino: 2, id: 'dev1-ino2-c0ffee' } };
+  const t = scripted(() => allCreated);
+  it.each([
+    ['deterministic', 'logs-test', 0],
+    ['deterministic', 'logs-test', 1_234_567_890_123],
+    ['auto', 'logs-test', 42],
+    ['deterministic', 'logs-{log.file.path}', 7],
+  ] as const)(
+    '%s ids, index %s, offset %d: the action line of the unframed path',
+    (idMode, index, offset) => {
+      const sink = sinkWith(t.transport, { idMode, index: new IndexTemplate(index) });
+      const a = sink.frame(file)!;
+      const line = `${a.head}${a.withOffset ? `${offset}"}}\n` : ''}`;
+      const name = index === 'logs-test' ? 'logs-test' : 'logs-_p';
+      expect(line).toBe(actionLine(name, idMode === 'auto' ? undefined : documentId(file, offset)));
+    },
+  );
+
+  it('no frame when the index depends on each record (a date)', () => {
+    const sink = sinkWith(t.transport, { index: new IndexTemplate('logs-{yyyy.MM.dd}') });
+    expect(sink.frame(file)).toBeUndefined();
+  });
+});
+
+describe.each([false, true])('ElasticsearchSink (framed batches: %s)', (framed) => {
+  beforeEach(() => {
+    framing = framed;
+  });
+  afterEach(() => {
+    framing = false;
+  });
+
   it('sends create with deterministic ids and acknowledges each batch once', async () => {
     const t = scripted(() => allCreated);
     const sink = sinkWith(t.transport);
@@ -259,6 +307,65 @@ describe('ElasticsearchSink', () => {
     expect(t.requests.every((r) => r.length <= 10)).toBe(true);
     expect(t.maxInFlight()).toBeLessThanOrEqual(2);
     expect(sink.counters.sent).toBe(100);
+  });
+
+  it('any batch sizes, limits and per-item 429s: each document stored once, each batch acknowledged once', async () => {
+    await fc.assert(
+      fc.asyncProperty(
+        fc.array(fc.integer({ min: 1, max: 30 }), { minLength: 1, maxLength: 12 }),
+        fc.integer({ min: 1, max: 25 }),
+        fc.integer({ min: 40, max: 3000 }),
+        fc.integer({ min: 0, max: 1_000_000 }),
+        async (sizes, batchDocs, batchBytes, seed) => {
+          let r = seed;
+          const coin = () => {
+            r = (Math.imul(r, 1103515245) + 12345) >>> 0;
+            return r >>> 30 === 0;
+          };
+          const stored = new Set<number>();
+          const t = scripted(() => (items) => ({
+            status: 200,
+            body: {
+              errors: true,
+              items: items.map((it) => {
+                const seq = it.doc.seq as number;
+                if (coin()) return { create: { status: 429 } };
+                const status = stored.has(seq) ? 409 : 201;
+                stored.add(seq);
+                return { create: { status } };
+              }),
+            },
+          }));
+          const sink = sinkWith(t.transport, { batchDocs, batchBytes, flushMs: 1 });
+          const acks: number[] = [];
+          let start = 0;
+          for (const n of sizes) {
+            sink.write(batch(n, start, acks));
+            start += n;
+          }
+          await sink.flush();
+          expect(acks.sort((a, b) => a - b)).toEqual(
+            sizes.map((_, k) => sizes.slice(0, k).reduce((x, y) => x + y, 0)),
+          );
+          expect(stored.size).toBe(start);
+          expect(sink.counters.sent).toBe(start);
+          expect(sink.counters.duplicates).toBe(0);
+          expect(t.requests.every((req) => req.length <= batchDocs)).toBe(true);
+          // documents go out in the order they were written (first attempts)
+          const firsts: number[] = [];
+          const seen = new Set<number>();
+          for (const req of t.requests)
+            for (const it of req) {
+              const seq = it.doc.seq as number;
+              if (!seen.has(seq)) firsts.push(seq);
+              seen.add(seq);
+              expect(it.action.create._id ?? `f-${seq * 100}`).toBe(`f-${seq * 100}`);
+            }
+          expect(firsts).toEqual(Array.from({ length: start }, (_, i) => i));
+        },
+      ),
+      { numRuns: 40 },
+    );
   });
 
   it('close() at the deadline stops retrying and leaves the batch unacknowledged', async () => {
