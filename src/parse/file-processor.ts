@@ -49,6 +49,24 @@ export interface ProcessResult {
 
 const EMPTY = Buffer.alloc(0);
 
+/** Records parsed before they go on to the grouper and the encoder (see process). */
+const RECORDS_PER_STEP = 256;
+
+/** One chunk's body while it is written (FileProcessor#beginEncode). */
+interface Encoding {
+  buf: Buffer;
+  pos: number;
+  ends: number[];
+  offsets: number[];
+  /** bytes a document needs besides its head text */
+  fixed: number;
+  fallbackTime: string;
+  /** filters, limits or throttling apply: whole documents, built record by record */
+  slow: boolean;
+  filtered: number;
+  truncated: number;
+}
+
 /** Events nobody counts (benchmarks, tests that look at documents only). */
 export const IGNORED_EVENTS: ProcessorEvents = {
   linesRead() {},
@@ -108,8 +126,8 @@ export class FileProcessor {
   /** `ctx.action`'s head as UTF-8, written before each document */
   #action: Buffer | undefined;
   #actionWithOffset = false;
-  /** bytes per document (with its action line) of this file so far: sizes the next body */
-  #averageDocument = 1024;
+  /** bytes of documents (with their action lines) per byte read, of this file so far: sizes bodies */
+  #outputRatio = 4;
   #cont: ContinuationState | undefined;
   readonly #records: LogRecord[] = [];
   readonly #grouped: LogRecord[] = [];
@@ -222,9 +240,13 @@ export class FileProcessor {
     const max = this.#opts.maxLineBytes;
     const records = this.#records;
     records.length = 0;
+    const enc = this.#beginEncode(len);
     let pos = 0;
     let lines = 0;
     while (pos < len) {
+      // records go on to the grouper and the encoder a few at a time: a whole chunk's records kept
+      // until its end outlived the young generation (promoted, then marked by full GCs)
+      if (records.length >= RECORDS_PER_STEP) this.#step(enc, records, false);
       const nl = view.indexOf(10, pos);
       const lineEnd = nl === -1 ? len : nl;
       const lineLen = lineEnd - pos;
@@ -263,12 +285,8 @@ export class FileProcessor {
     // The grouper (a pass-through without a multiline rule) says what a restart at `safeEnd` must
     // skip: records of another stream than the one holding `safeEnd` back may have been sent with
     // lines after it (a P/F record, a group).
-    const grouper = this.#grouper;
-    const out = this.#grouped;
-    out.length = 0;
-    for (let i = 0; i < records.length; i++) grouper.push(records[i]!, out);
-    if (final || flushGroups) grouper.flush(out);
-    const point = grouper.resumePoint(safeEnd);
+    this.#step(enc, records, final || flushGroups);
+    const point = this.#grouper.resumePoint(safeEnd);
     if (point.offset < safeEnd) {
       safeEnd = point.offset;
       continuation = undefined;
@@ -279,12 +297,7 @@ export class FileProcessor {
         skip: point.skip,
       };
     }
-    const encoded = this.#encode(out, base + pos - 1);
-    // between chunks a processor holds no records: with many files, each one's last chunk of
-    // records kept alive had made tens of MB of live heap for the GC to mark and move
-    records.length = 0;
-    out.length = 0;
-    return { ...encoded, consumed: pos, safeEnd, continuation };
+    return { ...this.#finishEncode(enc, base + pos - 1, len), consumed: pos, safeEnd, continuation };
   }
 
   #detect(buf: Buffer, start: number, end: number): LineParser {
@@ -351,80 +364,108 @@ export class FileProcessor {
     else this.#cont = { part: cont.part + 1, time: cont.time, stream: cont.stream };
   }
 
+  /** Records through the grouper (flushing it when asked), and what comes out into the body. */
+  #step(enc: Encoding, records: LogRecord[], flushGroups: boolean): void {
+    const grouper = this.#grouper;
+    const out = this.#grouped;
+    out.length = 0;
+    for (let i = 0; i < records.length; i++) grouper.push(records[i]!, out);
+    records.length = 0;
+    if (flushGroups) grouper.flush(out);
+    for (let i = 0; i < out.length; i++) this.#encodeRecord(enc, out[i]!);
+    out.length = 0;
+  }
+
   /**
-   * Encodes the records into one NDJSON Buffer, each document after the sink's action line when the
-   * context has one. Each document is written into the buffer as soon as it is built and dies young:
-   * holding a chunk's documents as strings until they could be measured made them survive
-   * scavenges (copied, promoted) in a small young generation (docs/PERFORMANCE.md, section 3).
+   * The start of a chunk's NDJSON body. Each document is written after the sink's action line (when
+   * the context has one) as soon as it is built, and dies young.
    *
    * `write` returns the bytes written, so no document is measured apart; it cuts a document short
    * silently when it does not fit, so one is written only where 3 bytes per UTF-16 unit fit (the
-   * most UTF-8 takes). The buffer is sized from this file's average document so far; it grows (one
-   * copy) when that was too small and is copied out exactly when more than a quarter is unused.
+   * most UTF-8 takes). The buffer is sized from the chunk's length and this file's ratio of output
+   * to input so far; it grows (one copy) when that was too small and is copied out exactly when more
+   * than a quarter is unused.
    */
-  #encode(
-    records: LogRecord[],
-    lastByte: number,
-  ): { body: Buffer; ends: number[]; offsets: number[]; framed: boolean } {
-    const n = records.length;
-    const ends: number[] = [];
-    const offsets: number[] = [];
-    const framed = this.#action !== undefined;
-    if (n === 0) return { body: EMPTY, ends, offsets, framed };
-    const tail = this.#tail;
+  #beginEncode(len: number): Encoding {
     const action = this.#action;
-    const withOffset = this.#actionWithOffset;
-    // per document besides its head: the tail, the action line and at most 16 offset digits
-    const fixed = tail.length + (action === undefined ? 0 : action.length + ACTION_ID_END.length + 16) + 1;
-    const fallbackTime = `"${new Date().toISOString()}"`;
     const t = this.#transform;
-    const parser = this.#format !== 'text' ? t.parser : undefined;
-    const slow = t.filter !== undefined || t.maxRecordBytes !== undefined || t.throttle !== undefined;
-    let filtered = 0;
-    let truncated = 0;
-    let buf: Buffer = Buffer.allocUnsafeSlow(Math.ceil(n * this.#averageDocument * 1.05) + 4 * fixed + 4096);
-    let pos = 0;
-    for (let i = 0; i < n; i++) {
-      let rec = records[i]!;
-      let doc: string;
-      let headed: boolean;
-      if (!slow) {
-        const fields = parser !== undefined && mayCarryJson(rec) ? parser(rec.message) : undefined;
-        doc = encodeDocumentHead(rec, this.#ctx, fallbackTime, fields);
-        headed = true;
-      } else {
-        if (t.maxRecordBytes !== undefined && rec.message.length > t.maxRecordBytes / 3) {
-          const cut = limitMessage(rec.message, t.maxRecordBytes);
-          if (cut.truncated) {
-            rec = { ...rec, message: cut.message, flags: rec.flags | RecordFlag.Truncated };
-            truncated++;
-          }
-        }
-        const fields: StructuredFields | undefined =
-          parser !== undefined && mayCarryJson(rec) ? parser(rec.message) : undefined;
-        doc = encodeDocument(rec, this.#ctx, fallbackTime, fields);
-        if (t.filter !== undefined) {
-          const kept = t.filter(JSON.parse(doc) as Record<string, unknown>);
-          if (kept === undefined) {
-            filtered++;
-            continue;
-          }
-          doc = JSON.stringify(kept);
-        }
-        // after the filters: records a filter drops never use the container's budget
-        if (t.throttle !== undefined && !t.throttle.admit(Buffer.byteLength(rec.message))) continue;
-        headed = false;
-      }
-      if (buf.length - pos < 3 * doc.length + fixed)
-        buf = grown(buf, pos, 3 * doc.length + fixed + (n - i) * this.#averageDocument);
-      pos = this.#writeAction(buf, pos, rec.offset, action, withOffset);
-      pos += buf.write(doc, pos);
-      if (headed) pos += tail.copy(buf, pos);
-      buf[pos++] = 0x0a;
-      ends.push(pos);
-      offsets.push(rec.offset);
+    return {
+      buf: Buffer.allocUnsafeSlow(Math.ceil(len * this.#outputRatio * 1.05) + 16_384),
+      pos: 0,
+      ends: [],
+      offsets: [],
+      // per document besides its head: the tail, the action line and at most 16 offset digits
+      fixed: this.#tail.length + (action === undefined ? 0 : action.length + ACTION_ID_END.length + 16) + 1,
+      fallbackTime: `"${new Date().toISOString()}"`,
+      slow: t.filter !== undefined || t.maxRecordBytes !== undefined || t.throttle !== undefined,
+      filtered: 0,
+      truncated: 0,
+    };
+  }
+
+  #encodeRecord(enc: Encoding, record: LogRecord): void {
+    let rec = record;
+    // the format is known once the chunk's first line is parsed (auto detection), not before
+    const parser = this.#format !== 'text' ? this.#transform.parser : undefined;
+    if (!enc.slow) {
+      const fields = parser !== undefined && mayCarryJson(rec) ? parser(rec.message) : undefined;
+      this.#writeDocument(
+        enc,
+        rec.offset,
+        encodeDocumentHead(rec, this.#ctx, enc.fallbackTime, fields),
+        true,
+      );
+      return;
     }
-    const summary = t.throttle?.summary();
+    const t = this.#transform;
+    if (t.maxRecordBytes !== undefined && rec.message.length > t.maxRecordBytes / 3) {
+      const cut = limitMessage(rec.message, t.maxRecordBytes);
+      if (cut.truncated) {
+        rec = { ...rec, message: cut.message, flags: rec.flags | RecordFlag.Truncated };
+        enc.truncated++;
+      }
+    }
+    const fields: StructuredFields | undefined =
+      parser !== undefined && mayCarryJson(rec) ? parser(rec.message) : undefined;
+    let doc = encodeDocument(rec, this.#ctx, enc.fallbackTime, fields);
+    if (t.filter !== undefined) {
+      const kept = t.filter(JSON.parse(doc) as Record<string, unknown>);
+      if (kept === undefined) {
+        enc.filtered++;
+        return;
+      }
+      doc = JSON.stringify(kept);
+    }
+    // after the filters: records a filter drops never use the container's budget
+    if (t.throttle !== undefined && !t.throttle.admit(Buffer.byteLength(rec.message))) return;
+    this.#writeDocument(enc, rec.offset, doc, false);
+  }
+
+  /** One document (a head that the file's tail bytes complete, or whole) and its newline. */
+  #writeDocument(enc: Encoding, offset: number, doc: string, headed: boolean): void {
+    const need = 3 * doc.length + enc.fixed;
+    if (enc.buf.length - enc.pos < need) enc.buf = grown(enc.buf, enc.pos, need);
+    const buf = enc.buf;
+    let pos = this.#writeAction(buf, enc.pos, offset);
+    pos += buf.write(doc, pos);
+    if (headed) {
+      // TypedArray#set: Buffer#copy builds a view per call (a third of this loop's time)
+      buf.set(this.#tail, pos);
+      pos += this.#tail.length;
+    }
+    buf[pos++] = 0x0a;
+    enc.pos = pos;
+    enc.ends.push(pos);
+    enc.offsets.push(offset);
+  }
+
+  /** The body, with a throttle summary when the chunk had drops; counts what filters and limits did. */
+  #finishEncode(
+    enc: Encoding,
+    lastByte: number,
+    len: number,
+  ): { body: Buffer; ends: number[]; offsets: number[]; framed: boolean } {
+    const summary = this.#transform.throttle?.summary();
     if (summary !== undefined) {
       // One summary per chunk with drops. Its offset is the chunk's last byte, a '\n' that no record
       // starts at, so its document id never takes a real record's.
@@ -439,35 +480,27 @@ export class FileProcessor {
           part: 0,
         },
         this.#ctx,
-        fallbackTime,
+        enc.fallbackTime,
         undefined,
       );
-      if (buf.length - pos < 3 * doc.length + fixed) buf = grown(buf, pos, 3 * doc.length + fixed);
-      pos = this.#writeAction(buf, pos, lastByte, action, withOffset);
-      pos += buf.write(doc, pos);
-      buf[pos++] = 0x0a;
-      ends.push(pos);
-      offsets.push(lastByte);
+      this.#writeDocument(enc, lastByte, doc, false);
     }
-    if (filtered > 0) this.#events.recordsFiltered(filtered);
-    if (truncated > 0) this.#events.recordsTruncated(truncated);
-    if (ends.length === 0) return { body: EMPTY, ends, offsets, framed };
-    // the average follows the file's documents (a moving average over chunks)
-    this.#averageDocument = Math.ceil(0.5 * this.#averageDocument + (0.5 * pos) / ends.length);
-    return { body: exactly(buf, pos), ends, offsets, framed };
+    if (enc.filtered > 0) this.#events.recordsFiltered(enc.filtered);
+    if (enc.truncated > 0) this.#events.recordsTruncated(enc.truncated);
+    const framed = this.#action !== undefined;
+    if (enc.ends.length === 0) return { body: EMPTY, ends: enc.ends, offsets: enc.offsets, framed };
+    // the ratio follows the file's documents (a moving average over chunks)
+    if (len > 0) this.#outputRatio = 0.5 * this.#outputRatio + (0.5 * enc.pos) / len;
+    return { body: exactly(enc.buf, enc.pos), ends: enc.ends, offsets: enc.offsets, framed };
   }
 
   /** The action line before a document, when the sink gave one; returns the position after it. */
-  #writeAction(
-    buf: Buffer,
-    pos: number,
-    offset: number,
-    action: Buffer | undefined,
-    withOffset: boolean,
-  ): number {
+  #writeAction(buf: Buffer, pos: number, offset: number): number {
+    const action = this.#action;
     if (action === undefined) return pos;
-    let p = pos + action.copy(buf, pos);
-    if (!withOffset) return p;
+    buf.set(action, pos);
+    let p = pos + action.length;
+    if (!this.#actionWithOffset) return p;
     p = writeDecimal(buf, p, offset);
     buf[p++] = 0x22; // "}}\n
     buf[p++] = 0x7d;

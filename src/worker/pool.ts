@@ -63,7 +63,10 @@ export class WorkerPool implements FileWorkFactory {
         // A worker is an isolate with its own heap, which V8 would size from the machine, not from
         // the process's --max-old-space-size: cap it. Its live data is one chunk's records plus each
         // file's pending partial line and multiline group.
-        resourceLimits: { maxOldGenerationSizeMb: WORKER_OLD_SPACE_MB, maxYoungGenerationSizeMb: 6 },
+        resourceLimits: {
+          maxOldGenerationSizeMb: WORKER_OLD_SPACE_MB,
+          maxYoungGenerationSizeMb: Number(process.env.YOUNG_MB ?? 6),
+        },
       });
       const thread: Thread = { worker, pending: new Map(), files: new Map() };
       worker.on('message', (msg: FromWorker) => this.#onMessage(thread, msg));
