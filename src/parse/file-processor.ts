@@ -550,3 +550,17 @@ function exactly(buf: Buffer, used: number): Buffer {
   buf.copy(body, 0, 0, used);
   return body;
 }
+
+/**
+ * Frees the memory of a body the sink has acknowledged, now rather than at the isolate's next full
+ * GC: its ArrayBuffer is detached (`transfer(0)`), which releases the bytes at once. Bodies are
+ * ArrayBuffers of their own (allocUnsafeSlow here, or transferred from a records worker), and V8
+ * does not count buffers that arrive from another thread towards starting a GC: catching up after
+ * an outage, the main thread held 1.3 GB of acknowledged bodies before one ran (bench storm429).
+ * Only a buffer bigger than Node's shared pool is touched; the caller must not use `body` again.
+ */
+export function releaseBody(body: Buffer): void {
+  const ab = body.buffer as ArrayBuffer & { transfer?: (length: number) => ArrayBuffer; detached?: boolean };
+  if (body.length === 0 || ab.byteLength <= Buffer.poolSize || ab.detached === true) return;
+  ab.transfer?.(0);
+}

@@ -3,6 +3,7 @@ import { dirname } from 'node:path';
 import { type FSWatcher, watch } from 'chokidar';
 import { type DocumentContext, documentContext } from '../encode/document.ts';
 import { errorMessage } from '../errors.ts';
+import { releaseBody } from '../parse/file-processor.ts';
 import type {
   Budget,
   Enricher,
@@ -930,6 +931,7 @@ export class Tailer {
         offsets: res.offsets,
         framed: res.framed,
         ack: () => {
+          releaseBody(res.body);
           if (f.tracker === tracker) {
             f.held -= cost;
             this.#deps.budget.release(cost);
