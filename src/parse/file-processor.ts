@@ -10,6 +10,7 @@ import type { Format, FormatOption } from '../pipeline/types.ts';
 import type { ContinuationState } from '../source/ack-tracker.ts';
 import { limitMessage } from '../transform/filters.ts';
 import type { FileTransform, RecordGrouper, SkipEntry, StructuredFields } from '../transform/types.ts';
+import { bodyPool, detachedCopy } from './body-pool.ts';
 import { detectFormat, parserFor } from './detect.ts';
 import { jsonObjectText } from './json-message.ts';
 import { MultilineGrouper } from './multiline/grouper.ts';
@@ -390,7 +391,7 @@ export class FileProcessor {
     const action = this.#action;
     const t = this.#transform;
     return {
-      buf: Buffer.allocUnsafeSlow(Math.ceil(len * this.#outputRatio * 1.05) + 16_384),
+      buf: bodyPool.take(Math.ceil(len * this.#outputRatio * 1.05) + 16_384),
       pos: 0,
       ends: [],
       offsets: [],
@@ -535,9 +536,16 @@ function actionBytes(ctx: DocumentContext): Buffer | undefined {
  * bigger (a few grows at most, even when every estimate falls short).
  */
 function grown(buf: Buffer, used: number, room: number): Buffer {
-  const next = Buffer.allocUnsafeSlow(Math.max(used + room + 65_536, Math.ceil(1.25 * buf.length)));
+  const next = bodyPool.take(Math.max(used + room + 65_536, Math.ceil(1.25 * buf.length)));
   buf.copy(next, 0, 0, used);
+  giveBack(buf);
   return next;
+}
+
+/** A body buffer this encoder no longer needs, back to the pool. */
+function giveBack(buf: Buffer): void {
+  const moved = detachedCopy(buf.buffer as ArrayBuffer);
+  if (moved !== undefined) bodyPool.put(moved);
 }
 
 /**
@@ -548,19 +556,6 @@ function exactly(buf: Buffer, used: number): Buffer {
   if (buf.length - used <= used >>> 2) return buf.subarray(0, used);
   const body = Buffer.allocUnsafeSlow(used);
   buf.copy(body, 0, 0, used);
+  giveBack(buf);
   return body;
-}
-
-/**
- * Frees the memory of a body the sink has acknowledged, now rather than at the isolate's next full
- * GC: its ArrayBuffer is detached (`transfer(0)`), which releases the bytes at once. Bodies are
- * ArrayBuffers of their own (allocUnsafeSlow here, or transferred from a records worker), and V8
- * does not count buffers that arrive from another thread towards starting a GC: catching up after
- * an outage, the main thread held 1.3 GB of acknowledged bodies before one ran (bench storm429).
- * Only a buffer bigger than Node's shared pool is touched; the caller must not use `body` again.
- */
-export function releaseBody(body: Buffer): void {
-  const ab = body.buffer as ArrayBuffer & { transfer?: (length: number) => ArrayBuffer; detached?: boolean };
-  if (body.length === 0 || ab.byteLength <= Buffer.poolSize || ab.detached === true) return;
-  ab.transfer?.(0);
 }

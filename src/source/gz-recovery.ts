@@ -2,7 +2,8 @@ import { createReadStream } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { createGunzip } from 'node:zlib';
 import { documentContext } from '../encode/document.ts';
-import { FileProcessor, type ProcessorEvents, releaseBody } from '../parse/file-processor.ts';
+import { recycleLocally } from '../parse/body-pool.ts';
+import { FileProcessor, type ProcessorEvents } from '../parse/file-processor.ts';
 import type { Budget, Enricher, FileMetadata, FormatOption, Sink, SourceFile } from '../pipeline/types.ts';
 import type { Transforms } from '../transform/types.ts';
 import { AckTracker } from './ack-tracker.ts';
@@ -124,7 +125,7 @@ export async function recoverGz(path: string, entry: CheckpointEntry, deps: GzRe
         offsets: res.offsets,
         framed: res.framed,
         ack: () => {
-          releaseBody(res.body);
+          recycleLocally(res.body);
           tracker.ack(ackEntry);
           outstanding--;
           settle();

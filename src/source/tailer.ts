@@ -3,7 +3,6 @@ import { dirname } from 'node:path';
 import { type FSWatcher, watch } from 'chokidar';
 import { type DocumentContext, documentContext } from '../encode/document.ts';
 import { errorMessage } from '../errors.ts';
-import { releaseBody } from '../parse/file-processor.ts';
 import type {
   Budget,
   Enricher,
@@ -921,6 +920,8 @@ export class Tailer {
     if (final) f.seen = f.readPos;
     const tracker = f.tracker;
     const entry = tracker.add(res.safeEnd, res.continuation);
+    // the body's memory goes back to the thread that wrote it (this file's work, even if reopened)
+    const work = f.work;
     if (res.ends.length === 0) {
       tracker.ack(entry);
     } else {
@@ -931,7 +932,7 @@ export class Tailer {
         offsets: res.offsets,
         framed: res.framed,
         ack: () => {
-          releaseBody(res.body);
+          work.recycle(res.body);
           if (f.tracker === tracker) {
             f.held -= cost;
             this.#deps.budget.release(cost);

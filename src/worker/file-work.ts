@@ -3,6 +3,7 @@
 // are processed one at a time, in order, by one FileProcessor, so ordering and checkpoints are the
 // same; only where the CPU time is spent differs.
 import type { DocumentContext } from '../encode/document.ts';
+import { recycleLocally } from '../parse/body-pool.ts';
 import {
   FileProcessor,
   type ProcessorEvents,
@@ -33,6 +34,11 @@ export interface FileWork {
    * not touch `buf` until the result gives a buffer back.
    */
   process(buf: Buffer, len: number, base: number, final: boolean, flushGroups: boolean): Promise<WorkResult>;
+  /**
+   * A body this work gave out was acknowledged: its memory goes back to the thread that wrote it
+   * (parse/body-pool.ts). `body` and its views are detached; may be called after close().
+   */
+  recycle(body: Buffer): void;
   /** the file is no longer followed */
   close(): void;
 }
@@ -91,6 +97,10 @@ export class LocalFileWork implements FileWork {
   process(buf: Buffer, len: number, base: number, final: boolean, flushGroups: boolean): Promise<WorkResult> {
     const res = this.#processor.process(buf, len, base, final, flushGroups);
     return Promise.resolve({ ...res, buffer: buf });
+  }
+
+  recycle(body: Buffer): void {
+    recycleLocally(body);
   }
 
   close(): void {}

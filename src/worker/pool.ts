@@ -5,6 +5,7 @@
 import { dirname } from 'node:path';
 import { Worker } from 'node:worker_threads';
 import type { DocumentContext } from '../encode/document.ts';
+import { freeArrayBuffer, POOLED_MIN_BYTES } from '../parse/body-pool.ts';
 import type { Format, SourceEvents } from '../pipeline/types.ts';
 import type { RecordOptions } from '../transform/resolve.ts';
 import type { TransformMeta } from '../transform/types.ts';
@@ -166,6 +167,17 @@ export class WorkerPool implements FileWorkFactory {
     this.#opts.onFatal(err);
   }
 
+  /** An acknowledged body back to the worker that wrote it; small ones are freed here. */
+  recycle(thread: Thread, body: Buffer): void {
+    const ab = body.buffer as ArrayBuffer;
+    if (body.length === 0 || ab.byteLength <= Buffer.poolSize) return;
+    if (ab.byteLength < POOLED_MIN_BYTES || this.#closing) {
+      freeArrayBuffer(ab);
+      return;
+    }
+    this.post(thread, { t: 'recycle', buf: ab }, [ab]);
+  }
+
   forget(thread: Thread, id: number): void {
     thread.files.delete(id);
     this.post(thread, { t: 'close', id });
@@ -210,6 +222,10 @@ class WorkerFileWork implements FileWork {
 
   process(buf: Buffer, len: number, base: number, final: boolean, flushGroups: boolean): Promise<WorkResult> {
     return this.#pool.submit(this.#thread, this.id, buf, len, base, final, flushGroups);
+  }
+
+  recycle(body: Buffer): void {
+    this.#pool.recycle(this.#thread, body);
   }
 
   close(): void {

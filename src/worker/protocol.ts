@@ -25,6 +25,8 @@ export type ToWorker =
   | { t: 'format'; id: number; format: Format }
   | { t: 'meta'; id: number; meta: TransformMeta | undefined }
   | { t: 'reset'; id: number }
+  /** an acknowledged body's ArrayBuffer, transferred back for reuse (parse/body-pool.ts) */
+  | { t: 'recycle'; buf: ArrayBuffer }
   | { t: 'close'; id: number }
   | {
       t: 'process';

@@ -1,6 +1,7 @@
 // A records worker thread: holds the FileProcessors of the files pinned to it and processes their
 // chunks (split, parse, multiline, fields, filters, encode) as the main thread sends them.
 import { parentPort, workerData } from 'node:worker_threads';
+import { bodyPool } from '../parse/body-pool.ts';
 import { FileProcessor, type ProcessorEvents } from '../parse/file-processor.ts';
 import { RecordTransforms } from '../transform/resolve.ts';
 import type { FromWorker, ToWorker, WorkerData, WorkerEvents } from './protocol.ts';
@@ -84,6 +85,9 @@ port.on('message', (msg: ToWorker) => {
       return;
     case 'close':
       files.delete(msg.id);
+      return;
+    case 'recycle':
+      bodyPool.put(msg.buf);
       return;
     case 'process': {
       const f = files.get(msg.id);
