@@ -123,11 +123,9 @@ describe.each([
     expect((await target.docs(index)).size).toBe(3);
   });
 
-  it.skipIf(skip)('--manage-templates installs the index templates, then ships', async () => {
-    const log = join(dir, '0.log');
-    await writeFile(log, criLine(1, 'templated'));
-    const index = uniqueIndex('tpl');
-    const res = await runCli([
+  /** `tail --once` of `log` into daily indexes `<index>-yyyy.MM.dd`, installing the templates first. */
+  const shipWithTemplates = (log: string, index: string) =>
+    runCli([
       'tail',
       '--once',
       '--from-beginning',
@@ -138,6 +136,12 @@ describe.each([
       `${index}-{yyyy.MM.dd}`,
       log,
     ]);
+
+  it.skipIf(skip)('--manage-templates installs the index templates, then ships', async () => {
+    const log = join(dir, '0.log');
+    await writeFile(log, criLine(1, 'templated'));
+    const index = uniqueIndex('tpl');
+    const res = await shipWithTemplates(log, index);
     expect(res.code).toBe(0);
     expect(res.stderr).toContain(`installed index template ${templateName(`${index}-*`)} for ${index}-*`);
     expect(res.stderr).toMatch(/1 stored/);
@@ -161,17 +165,7 @@ describe.each([
         ].join(''),
       );
       const index = uniqueIndex('flat');
-      const res = await runCli([
-        'tail',
-        '--once',
-        '--from-beginning',
-        '--manage-templates',
-        '--es',
-        target.url,
-        '--index',
-        `${index}-{yyyy.MM.dd}`,
-        log,
-      ]);
+      const res = await shipWithTemplates(log, index);
       expect(res.code).toBe(0);
       expect(res.stderr).toMatch(/3 stored, 0 already stored, 0 dead-lettered/);
       expect((await target.docs(`${index}-2026.11.22`)).size).toBe(3);
