@@ -909,10 +909,9 @@ export class Tailer {
     f.flushDue = false;
     const res = await f.work.process(buf, bytesRead, f.readPos, final, flushGroups);
     reader.buf = res.buffer;
-    // The budget counts what waits in memory: the encoded documents (several times the bytes read
-    // once pod metadata is added), released as each batch is acknowledged.
-    // what the batch holds in memory: its body's whole allocation (the encoder sizes it ahead and
-    // copies a body out exactly only when over a quarter is unused)
+    // The budget counts what waits in memory: the body's whole allocation (encoded documents, several
+    // times the bytes read once pod metadata is added; the encoder sizes it ahead and copies it out
+    // exactly when over a quarter is unused), released as each batch is acknowledged.
     const cost = res.body.length === 0 ? 0 : res.body.buffer.byteLength;
     this.#deps.budget.acquire(cost);
     f.held += cost;
