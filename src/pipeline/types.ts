@@ -31,7 +31,7 @@ export interface FileIdentity {
 
 /** What the pipeline knows about the file a batch came from; stable for the life of a followed file. */
 export interface SourceFile {
-  /** `${dev}:${ino}`: unique among the files open at one time */
+  /** the file id (`identity.id`) it was first followed under: unique among every file known */
   key: string;
   identity: FileIdentity;
   /** the path the file was found at (a symlink's own path, not its target) */
@@ -152,5 +152,10 @@ export interface SourceEvents {
   rotated(path: string, kind: 'rename' | 'truncate' | 'delete'): void;
   /** unread bytes given up when a deleted file was released before being drained */
   skippedBytes(path: string, bytes: number): void;
+  /**
+   * a matched file could not be opened or read (code: the errno code such as EACCES); called once
+   * each time a file becomes unreadable, not at every retry
+   */
+  fileUnreadable(path: string, code: string): void;
   warn(message: string, context?: Record<string, unknown>): void;
 }

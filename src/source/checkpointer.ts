@@ -29,13 +29,10 @@ export interface CheckpointEntry {
 }
 
 export interface LoadResult {
+  /** by file id: two entries may share a device and inode (a reused inode number) */
   entries: Map<string, CheckpointEntry>;
   /** set when the file existed but could not be used; the caller logs it once */
   warning?: string;
-}
-
-export function entryKey(dev: number, ino: number): string {
-  return `${dev}:${ino}`;
 }
 
 function validEntry(e: unknown): e is CheckpointEntry {
@@ -83,7 +80,7 @@ export async function loadPositions(file: string): Promise<LoadResult> {
           entries.clear();
           break;
         }
-        entries.set(entryKey(e.dev, e.ino), e);
+        entries.set(e.id, e);
       }
     }
   } catch (err) {

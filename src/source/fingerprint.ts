@@ -32,6 +32,19 @@ export async function fingerprintFile(fh: FileHandle, window = FINGERPRINT_WINDO
 }
 
 /**
+ * Whether an open file still starts with the bytes `want` was taken of; `head` is the file's own
+ * fingerprint when already at hand (it covers at least as many bytes when the file has grown).
+ */
+export async function headMatches(fh: FileHandle, want: Fingerprint, head?: Fingerprint): Promise<boolean> {
+  if (head !== undefined && head.fingerprintBytes === want.fingerprintBytes) {
+    return head.fingerprint === want.fingerprint;
+  }
+  if (head !== undefined && head.fingerprintBytes < want.fingerprintBytes) return false;
+  const now = await fingerprintFile(fh, want.fingerprintBytes);
+  return now.fingerprintBytes === want.fingerprintBytes && now.fingerprint === want.fingerprint;
+}
+
+/**
  * A file's id for document ids. It must differ between two files that ever had the same device and
  * inode (inodes are reused at once on ext4 and xfs) and stay the same for one file across restarts:
  * the inode's birth time does both. Where the file system reports none, the fingerprint of the first
@@ -47,4 +60,14 @@ export function fileId(dev: number, ino: number, birthMs: number, fp: Fingerprin
         ? `${dev}:${ino}:f${fp.fingerprint}`
         : `${dev}:${ino}:r${randomBytes(8).toString('hex')}`;
   return createHash('sha256').update(basis).digest('hex').slice(0, 24);
+}
+
+/**
+ * The id of a file after it was truncated (copytruncate) and is read again from 0: its offsets
+ * start over, so under its old id each new line would take the id of an old one (and `create`
+ * would answer 409 "already stored": the new lines lost). Derived from the old id, so a restart
+ * that finds the file shorter than, or no longer starting like, its checkpoint derives the same.
+ */
+export function truncatedId(id: string): string {
+  return createHash('sha256').update(`${id}:truncated`).digest('hex').slice(0, 24);
 }

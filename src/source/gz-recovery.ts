@@ -1,14 +1,18 @@
 import { createReadStream } from 'node:fs';
 import { open } from 'node:fs/promises';
+import { dirname } from 'node:path';
 import { createGunzip } from 'node:zlib';
 import { documentContext } from '../encode/document.ts';
+import { errorMessage } from '../errors.ts';
 import { recycleLocally } from '../parse/body-pool.ts';
 import { FileProcessor, type ProcessorEvents } from '../parse/file-processor.ts';
 import type { Budget, Enricher, FileMetadata, FormatOption, Sink, SourceFile } from '../pipeline/types.ts';
 import type { Transforms } from '../transform/types.ts';
 import { AckTracker } from './ack-tracker.ts';
 import type { CheckpointEntry } from './checkpointer.ts';
+import type { Match } from './discovery.ts';
 import { type Fingerprint, fingerprintBytes } from './fingerprint.ts';
+import type { TailContext } from './tracked.ts';
 
 /** Decompresses the first `bytes` of a gzip file and fingerprints them, as the original file was. */
 export async function gzFingerprint(path: string, bytes: number): Promise<Fingerprint> {
@@ -43,6 +47,32 @@ export async function gzUncompressedSize(path: string): Promise<number | undefin
   }
 }
 
+/**
+ * Which checkpoint a gzipped file continues: the candidate (longest fingerprint first) whose
+ * fingerprint the decompressed head matches. Throws while the file cannot be read yet (gzip still
+ * writing it, or damaged).
+ */
+export async function findGzOrigin(
+  path: string,
+  candidates: readonly CheckpointEntry[],
+): Promise<CheckpointEntry | undefined> {
+  const prints = new Map<number, string>();
+  for (const e of candidates) {
+    if (!prints.has(e.fingerprintBytes)) {
+      const fp = await gzFingerprint(path, e.fingerprintBytes);
+      prints.set(e.fingerprintBytes, fp.fingerprintBytes === e.fingerprintBytes ? fp.fingerprint : '');
+    }
+    if (prints.get(e.fingerprintBytes) === e.fingerprint) return e;
+  }
+  return undefined;
+}
+
+/** Whether a gzipped file holds nothing past the checkpoint (its trailer's size, mod 4 GiB, says so). */
+export async function gzReadToEnd(path: string, entry: CheckpointEntry): Promise<boolean> {
+  const size = await gzUncompressedSize(path);
+  return size !== undefined && size < 2 ** 32 - 1 && entry.offset >= size;
+}
+
 export interface GzRecoveryDeps {
   budget: Budget;
   sink: Sink;
@@ -66,7 +96,7 @@ export interface GzRecoveryDeps {
  */
 export async function recoverGz(path: string, entry: CheckpointEntry, deps: GzRecoveryDeps): Promise<number> {
   const source: SourceFile = {
-    key: `${entry.dev}:${entry.ino}`,
+    key: entry.id,
     path,
     identity: { dev: entry.dev, ino: entry.ino, id: entry.id },
   };
@@ -177,4 +207,80 @@ export async function recoverGz(path: string, entry: CheckpointEntry, deps: GzRe
   settle();
   if (!deps.stopped()) await done;
   return read;
+}
+
+/**
+ * The gzipped files scans find. A gzipped file is never followed. It is read only when it is a file
+ * we were reading when we stopped, rotated and compressed by kubelet meanwhile: recognised by the
+ * fingerprint of its decompressed first bytes among the checkpoints of files not followed now
+ * (registry.ts), it is read from the checkpoint's offset to its end, under that file's identity.
+ */
+export class GzRecoveries {
+  readonly #ctx: TailContext;
+  #running = 0;
+  #chain: Promise<void> = Promise.resolve();
+
+  constructor(ctx: TailContext) {
+    this.#ctx = ctx;
+  }
+
+  get busy(): boolean {
+    return this.#running > 0;
+  }
+
+  async lookAt(m: Match): Promise<void> {
+    const { registry } = this.#ctx;
+    if (!registry.gzFirstLook(m)) return;
+    const candidates = registry.gzCandidates(dirname(m.path));
+    if (candidates.length === 0) return;
+    let entry: CheckpointEntry | undefined;
+    try {
+      entry = await findGzOrigin(m.path, candidates);
+      if (entry === undefined || (await gzReadToEnd(m.path, entry))) return;
+    } catch (err) {
+      // still being written (gzip in progress) or damaged: looked at again at the next scan
+      registry.gzRetry(m);
+      this.#ctx.warnOnce(
+        m.path,
+        `cannot read ${m.path} yet: ${errorMessage(err)}; trying again at the next scan`,
+      );
+      return;
+    }
+    this.#running++;
+    // one recovery at a time: each holds a read buffer and a decompressor, and a node can have
+    // hundreds of rotated files after a long outage
+    const found = entry;
+    this.#chain = this.#chain.then(() => this.#recover(m.path, found));
+  }
+
+  async #recover(path: string, entry: CheckpointEntry): Promise<void> {
+    const { opts, deps } = this.#ctx;
+    try {
+      if (this.#ctx.stopped()) return;
+      deps.events.warn(
+        `${path}: a file rotated and compressed while logferry was stopped; reading it from offset ${entry.offset}`,
+      );
+      await recoverGz(path, entry, {
+        budget: deps.budget,
+        sink: deps.sink,
+        events: deps.events,
+        enricher: deps.enricher,
+        transforms: deps.transforms,
+        format: opts.format,
+        maxLineBytes: opts.maxLineBytes,
+        readChunkBytes: opts.readChunkBytes,
+        hostName: opts.hostName,
+        onCommitted: (e) => {
+          e.seenMs = Date.now();
+          this.#ctx.markDirty();
+        },
+        stopped: () => this.#ctx.stopped(),
+      });
+    } catch (err) {
+      deps.events.warn(`reading ${path} failed: ${errorMessage(err)}`);
+    } finally {
+      this.#running--;
+      this.#ctx.idleMaybe();
+    }
+  }
 }

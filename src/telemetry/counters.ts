@@ -17,6 +17,8 @@ export class SourceCounters implements SourceEvents {
   filesOpen = 0;
   rotations = 0;
   skipped = 0;
+  /** files that became unreadable, by errno code (a short, fixed set: a fine label, unlike the path) */
+  readonly unreadable = new Map<string, number>();
   readonly #log: Logger;
 
   constructor(log: Logger) {
@@ -60,6 +62,9 @@ export class SourceCounters implements SourceEvents {
   }
   skippedBytes(_path: string, bytes: number): void {
     this.skipped += bytes;
+  }
+  fileUnreadable(_path: string, code: string): void {
+    this.unreadable.set(code, (this.unreadable.get(code) ?? 0) + 1);
   }
   warn(message: string, context?: Record<string, unknown>): void {
     this.#log.warn(message, context);

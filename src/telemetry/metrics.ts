@@ -95,6 +95,16 @@ export function createMetrics(sources: MetricsSources): Metrics {
     'Bytes of deleted files released unread (the file was gone for longer than allowed).',
     () => source.skipped,
   );
+  new Counter({
+    name: `${PREFIX}files_unreadable_total`,
+    help: 'Times a matched log file became unreadable (could not be opened or read), by errno code; it is retried.',
+    labelNames: ['code'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const [code, n] of source.unreadable) this.inc({ code }, n);
+    },
+  });
   gauge('files_open', 'Log files currently open.', () => source.filesOpen);
   gauge('buffer_bytes', 'Bytes read and not yet acknowledged by the output.', () => budget.used);
   gauge(

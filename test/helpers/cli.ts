@@ -23,6 +23,26 @@ export async function tempDir(prefix = 'logferry-test-'): Promise<{ dir: string;
   return { dir, cleanup: () => rm(dir, { recursive: true, force: true }) };
 }
 
+/**
+ * Another user to run the CLI as (root reads every file): a node binary and a bin/logferry.js that
+ * user can reach, e.g. from shareCli (run-as.ts).
+ */
+export interface RunAs {
+  uid: number;
+  gid: number;
+  node: string;
+  bin: string;
+}
+
+/** spawn's command, arguments and ids for running the CLI with `args`, as `user` if given */
+function command(args: string[], user: RunAs | undefined) {
+  return {
+    file: user?.node ?? process.execPath,
+    argv: [user?.bin ?? BIN, ...args],
+    ids: user === undefined ? {} : { uid: user.uid, gid: user.gid },
+  };
+}
+
 export interface RunResult {
   code: number | null;
   stdout: string;
@@ -43,15 +63,16 @@ export function runCli(
   opts: {
     timeoutMs?: number;
     env?: NodeJS.ProcessEnv;
-    /** run as another user (the test runs as root): a node binary that user can execute */
-    user?: { uid: number; gid: number; node: string };
+    /** run as another user (the test runs as root) */
+    user?: RunAs | undefined;
   } = {},
 ): Promise<RunResult> {
   return new Promise((resolve, reject) => {
-    const child = spawn(opts.user?.node ?? process.execPath, [BIN, ...args], {
+    const { file, argv, ids } = command(args, opts.user);
+    const child = spawn(file, argv, {
       stdio: ['ignore', 'pipe', 'pipe'],
       env: { ...process.env, ...opts.env },
-      ...(opts.user === undefined ? {} : { uid: opts.user.uid, gid: opts.user.gid }),
+      ...ids,
     });
     let stdout = '';
     let stderr = '';
@@ -90,8 +111,10 @@ export class Follower {
   #exit: Promise<number | null>;
   #listeners = new Set<() => void>();
 
-  constructor(args: string[]) {
-    this.child = spawn(process.execPath, [BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  /** `user`: run as another user (the test runs as root) */
+  constructor(args: string[], user?: RunAs) {
+    const { file, argv, ids } = command(args, user);
+    this.child = spawn(file, argv, { stdio: ['ignore', 'pipe', 'pipe'], ...ids });
     this.child.stdout!.setEncoding('utf8').on('data', (d: string) => {
       const text = this.#partial + d;
       const lines = text.split('\n');

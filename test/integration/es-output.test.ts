@@ -373,6 +373,70 @@ describe('faults (fake Elasticsearch)', () => {
     expect(fake.count('logs-429')).toBe(600);
   });
 
+  // After copytruncate a file's offsets start over: under its old id each new line would take an
+  // old line's _id, and `create` would answer 409 "already stored" for lines never stored.
+  it.each([
+    { name: 'shorter than its checkpoint', lines: 60 },
+    { name: 'as long as before (the head tells it apart)', lines: 100 },
+  ])('copytruncate while stopped, file now $name: the new lines get new ids, all stored', async (c) => {
+    const log = join(dir, '0.log');
+    const positions = join(dir, 'positions.json');
+    const index = `logs-truncate-${c.lines}`;
+    const ship = () =>
+      runCli([
+        'tail',
+        '--once',
+        '--from-beginning',
+        '--positions',
+        positions,
+        '--es',
+        fake.url,
+        '--index',
+        index,
+        log,
+      ]);
+    await writeFile(log, Array.from({ length: 100 }, (_, i) => criLine(i, `seq=${1000 + i}`)).join(''));
+    expect((await ship()).code).toBe(0);
+    await writeFile(log, Array.from({ length: c.lines }, (_, i) => criLine(i, `seq=${2000 + i}`)).join(''));
+    const res = await ship();
+    expect(res.stderr).toMatch(new RegExp(`${c.lines} stored, 0 already stored`));
+    expect(new Set(fake.docs(index).map((d) => seqOf(d.source))).size).toBe(100 + c.lines);
+  });
+
+  it('copytruncate while following: the lines after the truncation get new ids, all stored', async () => {
+    const log = join(dir, '0.log');
+    await writeFile(log, Array.from({ length: 100 }, (_, i) => criLine(i, `seq=${1000 + i}`)).join(''));
+    const index = 'logs-truncate-live';
+    const child = spawn(
+      process.execPath,
+      [
+        BIN,
+        'tail',
+        '--from-beginning',
+        '--poll-interval-ms',
+        '50',
+        '--flush-ms',
+        '50',
+        '--es',
+        fake.url,
+        '--index',
+        index,
+        log,
+      ],
+      { stdio: ['ignore', 'ignore', 'ignore'] },
+    );
+    try {
+      await fake.waitForCount(100, { index });
+      // shorter than what was read, so the truncation is seen whenever the poll comes
+      await writeFile(log, Array.from({ length: 60 }, (_, i) => criLine(i, `seq=${2000 + i}`)).join(''));
+      await fake.waitForCount(160, { index, timeoutMs: 20_000 });
+      expect(new Set(fake.docs(index).map((d) => seqOf(d.source))).size).toBe(160);
+    } finally {
+      child.kill('SIGTERM');
+      await new Promise((r) => child.on('close', r));
+    }
+  });
+
   it('a 30-second outage loses nothing: reading pauses, delivery resumes', async () => {
     const log = join(dir, '0.log');
     await writeFile(log, '');

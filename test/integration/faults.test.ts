@@ -1,21 +1,12 @@
 // File-system faults: unwritable state, corrupt checkpoints, a pods directory that appears late,
-// things that are not regular files where logs are expected.
+// things that are not regular files where logs are expected, files the agent may not read.
 import { execFileSync } from 'node:child_process';
-import { existsSync, statSync } from 'node:fs';
-import {
-  appendFile,
-  chmod,
-  chown,
-  copyFile,
-  mkdir,
-  readdir,
-  readFile,
-  rm,
-  writeFile,
-} from 'node:fs/promises';
-import { dirname, join } from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { BIN, criLine, Follower, runCli, sleep, tempDir } from '../helpers/cli.ts';
+import { existsSync } from 'node:fs';
+import { appendFile, chmod, chown, mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { criLine, Follower, type RunAs, runCli, sleep, tempDir } from '../helpers/cli.ts';
+import { NOBODY, shareCli } from '../helpers/run-as.ts';
 
 let dir: string;
 let cleanup: () => Promise<void>;
@@ -29,17 +20,8 @@ afterEach(async () => {
   await cleanup();
 });
 
-/** Whether a user other than the owner can read `path` (every directory above it searchable). */
-function othersCanRead(path: string): boolean {
-  if ((statSync(path).mode & 0o004) === 0) return false;
-  for (let d = dirname(path); ; d = dirname(d)) {
-    if ((statSync(d).mode & 0o001) === 0) return false;
-    if (d === dirname(d)) return true;
-  }
-}
-
-function follow(args: string[]): Follower {
-  const f = new Follower(args);
+function follow(args: string[], user?: RunAs): Follower {
+  const f = new Follower(args, user);
   followers.push(f);
   return f;
 }
@@ -95,33 +77,6 @@ describe('file-system faults', () => {
     expect(res.docs.map((d) => d.message)).toEqual(['real line']);
   });
 
-  // As root, the check needs the built CLI to be reachable by `nobody` (not under a 0700 home).
-  it.skipIf(process.getuid?.() === 0 && !othersCanRead(BIN))(
-    'permission denied on one file: one clear warning, the other files flow',
-    async () => {
-      await writeFile(join(dir, 'open.log'), 'readable line\n');
-      await writeFile(join(dir, 'secret.log'), 'never read\n');
-      await chmod(join(dir, 'secret.log'), 0o600);
-      await chmod(dir, 0o755);
-      // Root reads any file: as root (CI, containers), run the CLI as `nobody`, with a copy of the node
-      // binary it can execute (the installed one may live under /root).
-      let user: { uid: number; gid: number; node: string } | undefined;
-      if (process.getuid?.() === 0) {
-        const node = join(dir, 'node');
-        await copyFile(process.execPath, node);
-        await chmod(node, 0o755);
-        await chown(join(dir, 'open.log'), 0, 0);
-        user = { uid: 65534, gid: 65534, node };
-      }
-      const res = await runCli(['tail', '--once', '--from-beginning', join(dir, '*.log')], { user });
-      expect(res.code).toBe(0);
-      expect(res.docs.map((d) => d.message)).toEqual(['readable line']);
-      expect(res.stderr).toMatch(/cannot open .*secret\.log: .*EACCES/);
-      // one warning, not one per scan
-      expect(res.stderr.split('\n').filter((l) => l.includes('secret.log'))).toHaveLength(1);
-    },
-  );
-
   it('the agent ships with a pods directory that appears after it started, and with an unwritable state dir', async () => {
     const pods = join(dir, 'pods');
     const stateDir = join(dir, 'state-is-a-file');
@@ -151,3 +106,112 @@ describe('file-system faults', () => {
     expect(await t.stop()).toBe(0);
   });
 });
+
+// Root reads every file: as root (CI, containers) the CLI runs as `nobody`, from a copy it can reach
+// (the checkout may live under a 0700 home); as anyone else, as that user.
+const asRoot = process.getuid?.() === 0;
+
+describe('permission denied on one file', () => {
+  let user: RunAs | undefined;
+  let unshare = async () => {};
+  beforeAll(async () => {
+    if (asRoot) ({ user, cleanup: unshare } = await shareCli());
+  });
+  afterAll(() => unshare());
+
+  /** Makes `path` unreadable to the CLI: root's 0600 for `nobody`; 0000 otherwise (an owner reads its own 0600). */
+  const lock = (path: string) => chmod(path, asRoot ? 0o600 : 0o000);
+
+  /** Lets the CLI into `dirs` (mkdtemp makes 0700, and the umask may be strict). */
+  const openUp = (...dirs: string[]) => Promise.all(dirs.map((d) => chmod(d, 0o755)));
+
+  it('tail --once: one clear warning, the other files flow, exit 0', async () => {
+    await writeFile(join(dir, 'open.log'), 'readable line\n');
+    await writeFile(join(dir, 'secret.log'), 'never read\n');
+    await lock(join(dir, 'secret.log'));
+    await openUp(dir);
+    const res = await runCli(['tail', '--once', '--from-beginning', join(dir, '*.log')], { user });
+    expect(res.code).toBe(0);
+    expect(res.docs.map((d) => d.message)).toEqual(['readable line']);
+    expect(res.stderr).toMatch(/cannot open .*secret\.log: .*EACCES/);
+    expect(res.stderr.split('\n').filter((l) => l.includes('secret.log'))).toHaveLength(1);
+  });
+
+  it('the agent reports it once with its path, counts it, reads it once readable, and the other files flow all along', async () => {
+    const pods = join(dir, 'pods');
+    const pod = join(pods, 'shop_web_0f3c2a91-5b7e-4d2a-9c1e-6a8b4f2d1e03');
+    const ctr = join(pod, 'app');
+    const state = join(dir, 'state');
+    await mkdir(ctr, { recursive: true });
+    await mkdir(state);
+    if (asRoot) await chown(state, NOBODY, NOBODY);
+    await openUp(dir, pods, pod, ctr);
+    const open = join(ctr, '0.log');
+    const secret = join(ctr, 'secret.log');
+    await writeFile(open, criLine(1, 'readable line'));
+    await writeFile(secret, criLine(1, 'secret line'));
+    await chmod(open, 0o644);
+    await lock(secret);
+    const scanMs = 100;
+    const a = follow(
+      [
+        'agent',
+        '--no-kube',
+        '--pods-dir',
+        pods,
+        '--state-dir',
+        state,
+        '--http-addr',
+        '127.0.0.1:0',
+        '--log-format',
+        'json',
+        '--flush-ms',
+        '50',
+        '--poll-interval-ms',
+        '50',
+        '--scan-interval-ms',
+        String(scanMs),
+      ],
+      user,
+    );
+    const messages = () => a.docs.map((d) => d.message);
+    await a.waitFor(() => a.stderr.includes('agent started') && messages().includes('readable line'));
+    const url = /"http":"([^"]+)"/.exec(a.stderr)?.[1];
+    expect(url).toBeDefined();
+
+    // (d) the other file flows while secret.log is unreadable; its lines are spread over many scans,
+    // each of which tries secret.log again
+    for (let i = 1; i <= 3; i++) {
+      await appendFile(open, criLine(1 + i, `while locked ${i}`));
+      await sleep(3 * scanMs);
+    }
+    await a.waitFor(() => messages().includes('while locked 3'));
+    expect(messages()).toEqual(['readable line', 'while locked 1', 'while locked 2', 'while locked 3']);
+
+    // (a) reported once, with its path, however many scans retried it
+    const reports = a.stderr.split('\n').filter((l) => l.includes('secret.log'));
+    expect(reports).toHaveLength(1);
+    expect(reports[0]).toContain(secret);
+    expect(reports[0]).toMatch(/cannot open .*secret\.log: .*EACCES/);
+
+    // (b) counted once in the metric, not at every retry
+    expect(await unreadableTotal(url!)).toBe(1);
+
+    // (c) read once its permissions let the agent in
+    await chmod(secret, 0o644);
+    await a.waitFor(() => messages().includes('secret line'));
+    expect(a.docs.find((d) => d.message === 'secret line')?.log.file.path).toBe(secret);
+    await appendFile(open, criLine(5, 'after'));
+    await a.waitFor(() => messages().includes('after'));
+    // becoming readable again is not one more failure
+    expect(await unreadableTotal(url!)).toBe(1);
+    expect(await a.stop()).toBe(0);
+  });
+});
+
+/** The agent's logferry_files_unreadable_total{code="EACCES"} (0 when it has no such sample). */
+async function unreadableTotal(url: string): Promise<number> {
+  const text = await (await fetch(`${url}/metrics`)).text();
+  const m = /^logferry_files_unreadable_total\{code="EACCES"\} (\d+)$/m.exec(text);
+  return m === null ? 0 : Number(m[1]);
+}

@@ -55,14 +55,17 @@ function setup() {
 describe('createMetrics', () => {
   it('exports every counter as exactly its source number, however often it is scraped', async () => {
     const { source, sink, state, metrics } = setup();
+    // a labelled counter has no sample for a label value it has not seen (undefined)
     const expected = () =>
-      new Map<string, number>([
+      new Map<string, number | undefined>([
         ['logferry_lines_read_total', source.lines],
         ['logferry_bytes_read_total', source.bytes],
         ['logferry_parse_errors_total', source.parseErrors],
         ['logferry_lines_split_total', source.splits],
         ['logferry_rotations_total', source.rotations],
         ['logferry_skipped_bytes_total', source.skipped],
+        ['logferry_files_unreadable_total{code="EACCES"}', source.unreadable.get('EACCES')],
+        ['logferry_files_unreadable_total{code="EIO"}', source.unreadable.get('EIO')],
         ['logferry_records_total{outcome="sent"}', sink.sent],
         ['logferry_records_total{outcome="duplicate"}', sink.duplicates],
         ['logferry_records_total{outcome="retried"}', sink.retried],
@@ -86,6 +89,8 @@ describe('createMetrics', () => {
       source.lineSplit();
       source.rotated('/a', 'rename');
       source.skippedBytes('/a', 7);
+      source.fileUnreadable('/a', 'EACCES');
+      if (round === 2) source.fileUnreadable('/b', 'EIO');
       sink.sent += 5;
       sink.duplicates += 1;
       sink.retried += 2;
@@ -100,7 +105,10 @@ describe('createMetrics', () => {
       await check();
       await check();
     }
-    expect((await scrape(metrics.registry)).get('logferry_lines_read_total')).toBe(60);
+    const got = await scrape(metrics.registry);
+    expect(got.get('logferry_lines_read_total')).toBe(60);
+    expect(got.get('logferry_files_unreadable_total{code="EACCES"}')).toBe(3);
+    expect(got.get('logferry_files_unreadable_total{code="EIO"}')).toBe(1);
   });
 
   it('reads the gauges at scrape time', async () => {
@@ -149,7 +157,10 @@ describe('createMetrics', () => {
   });
 
   it('uses its own registry, with process metrics and no unbounded labels', async () => {
-    const a = setup().metrics.registry;
+    const first = setup();
+    // an errno code is a short, fixed set of values, unlike the file's path
+    first.source.fileUnreadable('/var/log/pods/a/b/0.log', 'EACCES');
+    const a = first.metrics.registry;
     const b = setup().metrics.registry;
     expect(a).not.toBe(b);
     const text = await a.metrics();
@@ -161,7 +172,7 @@ describe('createMetrics', () => {
       if (String(metric.type) === 'counter') expect(metric.name).toMatch(/_total$/);
       for (const v of metric.values) for (const k of Object.keys(v.labels)) labels.add(k);
     }
-    expect([...labels].sort()).toEqual(['le', 'outcome']);
+    expect([...labels].sort()).toEqual(['code', 'le', 'outcome']);
   });
 
   it('leaves out output and metadata metrics it has no source for', async () => {
