@@ -8,7 +8,10 @@ const ALONE = ['test/integration/inode-reuse.test.ts'];
 export default defineConfig({
   test: {
     include: process.env.LOGFERRY_TEST_ALONE === '1' ? ALONE : ['test/**/*.test.ts'],
-    exclude: process.env.LOGFERRY_TEST_ALONE === '1' ? configDefaults.exclude : [...configDefaults.exclude, ...ALONE],
+    exclude:
+      process.env.LOGFERRY_TEST_ALONE === '1'
+        ? configDefaults.exclude
+        : [...configDefaults.exclude, ...ALONE],
     // Integration tests spawn the built CLI; build once before any test file runs.
     globalSetup: ['test/global-setup.ts'],
     testTimeout: 60_000,
