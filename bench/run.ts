@@ -4,6 +4,7 @@
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { findFluentBit } from './lib/fluent-bit.ts';
 import { appendResult, gitInfo, machineInfo, printTable } from './lib/report.ts';
 import type { BenchOptions, Scenario } from './lib/types.ts';
 import { agentEs } from './scenarios/agent-es.ts';
@@ -11,12 +12,14 @@ import { encodeScenario } from './scenarios/encode.ts';
 import { idle } from './scenarios/idle.ts';
 import { parseCriScenario } from './scenarios/parse-cri.ts';
 import { processorScenario } from './scenarios/processor.ts';
+import { steady } from './scenarios/steady.ts';
 import { storm429 } from './scenarios/storm429.ts';
 import { tailOnce } from './scenarios/tail-once.ts';
 
 /** In the order `npm run bench` runs them: the end-to-end headlines first, on a quiet process. */
 const SCENARIOS: Scenario[] = [
   agentEs,
+  steady,
   storm429,
   idle,
   tailOnce,
@@ -41,6 +44,11 @@ Options:
   --profile      tail-once, agent-es: one more run under --cpu-prof, and each thread's top functions by self time
   --cli <path>   agent scenarios: run this CLI script instead of bin/logferry.js (which needs dist/),
                  e.g. bench/lib/cli-source.ts to run src/ without a build
+  --duration <s> steady: seconds of writing; idle: the quiet window (default: 60)
+  --rate <n>     steady: lines per second over all containers; k suffix allowed (default: 10k)
+  --compare fluent-bit
+                 agent-es, steady, storm429, idle: also run Fluent Bit (FLUENT_BIT=path, else
+                 ../shared/peers/fluent-bit/fluent-bit) on the same workload; both rows and their ratio
   --no-save      do not append to bench/results/results.jsonl
   -h, --help     show this help
 `;
@@ -63,6 +71,9 @@ async function main(argv: string[]): Promise<number> {
       seed: { type: 'string', default: '1' },
       profile: { type: 'boolean', default: false },
       cli: { type: 'string' },
+      duration: { type: 'string' },
+      rate: { type: 'string' },
+      compare: { type: 'string' },
       'no-save': { type: 'boolean', default: false },
       help: { type: 'boolean', short: 'h', default: false },
     },
@@ -77,6 +88,11 @@ async function main(argv: string[]): Promise<number> {
     return 2;
   }
   const chosen = positionals.length === 0 ? SCENARIOS : SCENARIOS.filter((s) => positionals.includes(s.name));
+  if (values.compare !== undefined && values.compare !== 'fluent-bit') {
+    process.stderr.write(`bench: --compare ${values.compare}: only fluent-bit is known\n`);
+    return 2;
+  }
+  const fluentBit = values.compare === undefined ? undefined : findFluentBit(ROOT);
   const opts: BenchOptions = {
     lines: count('--lines', values.lines),
     reps: count('--reps', values.reps),
@@ -84,6 +100,9 @@ async function main(argv: string[]): Promise<number> {
     profile: values.profile,
     root: ROOT,
     cli: values.cli,
+    duration: values.duration === undefined ? undefined : count('--duration', values.duration),
+    rate: values.rate === undefined ? undefined : count('--rate', values.rate),
+    fluentBit: typeof fluentBit === 'object' ? fluentBit : undefined,
   };
   const git = gitInfo(ROOT);
   const m = machineInfo();
@@ -91,6 +110,13 @@ async function main(argv: string[]): Promise<number> {
     `logferry bench: ${m.cpuModel}, ${m.cores} cores, ${(m.totalMemoryBytes / 2 ** 30).toFixed(1)} GiB, node ${m.node} ${m.platform}-${m.arch}; ` +
       `commit ${git.commit ?? 'unknown'}${git.dirty ? ' + uncommitted changes' : ''}; ${opts.lines.toLocaleString('en-US')} lines, ${opts.reps} rep(s)\n`,
   );
+
+  if (typeof fluentBit === 'string') process.stdout.write(`${fluentBit}\n`);
+  else if (fluentBit !== undefined) {
+    process.stdout.write(
+      `compared with ${fluentBit.version}: ${fluentBit.binary}, config ${fluentBit.config}\n`,
+    );
+  }
 
   const [load1] = m.loadAverage;
   if (load1 !== undefined && load1 > 0.5) {

@@ -1,3 +1,5 @@
+import type { FluentBit } from './fluent-bit.ts';
+
 /** Options every scenario gets from the runner (bench/run.ts). */
 export interface BenchOptions {
   /** CRI lines in the generated workload */
@@ -15,6 +17,12 @@ export interface BenchOptions {
    * bench/lib/cli-source.ts (src/ directly) or another build's bin/logferry.js
    */
   cli: string | undefined;
+  /** steady: seconds of writing; idle: the quiet window (undefined: the scenario's default, 60 s) */
+  duration: number | undefined;
+  /** steady: lines per second over all containers (undefined: 10,000) */
+  rate: number | undefined;
+  /** `--compare fluent-bit` found the reference agent: the scenarios that can run it do */
+  fluentBit: FluentBit | undefined;
 }
 
 export interface Table {
