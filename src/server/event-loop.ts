@@ -1,5 +1,8 @@
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 
+/** How often an event-loop delay sampler may wake an idle agent (ours and prom-client's). */
+export const IDLE_WAKE_MS = 1000;
+
 /** The worst event-loop delay seen recently; the liveness check reads it. */
 export interface EventLoopMonitor {
   /** the largest delay in ms over the last one to two windows */
@@ -22,9 +25,10 @@ export interface EventLoopMonitorOptions {
 export function createEventLoopMonitor(
   options: EventLoopMonitorOptions = {},
 ): EventLoopMonitor & { stop(): void } {
-  // 100 ms: a stall the liveness check cares about lasts seconds, and an idle agent should not wake
-  // 50 times a second to look (20 ms, the first choice, did)
-  const histogram = monitorEventLoopDelay({ resolution: options.resolutionMs ?? 100 });
+  // 1 s: a stall the liveness check cares about lasts seconds, and each sample is a wake-up of an
+  // otherwise idle process (20 ms, the first choice, woke it 50 times a second; 100 ms still cost
+  // ~0.1 % of a core on an idle node: docs/PERFORMANCE.md, section 4)
+  const histogram = monitorEventLoopDelay({ resolution: options.resolutionMs ?? IDLE_WAKE_MS });
   histogram.enable();
   let previousMaxNs = 0;
   const timer = setInterval(() => {

@@ -1,5 +1,6 @@
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
 import type { MetadataStatus } from '../enrich/types.ts';
+import { IDLE_WAKE_MS } from '../server/event-loop.ts';
 import type { SinkCounters } from '../sink/counters.ts';
 import type { FileStatus } from '../source/tailer.ts';
 import type { SourceCounters } from './counters.ts';
@@ -42,7 +43,9 @@ type Outcome = 'sent' | 'duplicate' | 'retried' | 'dead_lettered' | 'dropped';
  */
 export function createMetrics(sources: MetricsSources): Metrics {
   const registry = new Registry();
-  collectDefaultMetrics({ register: registry });
+  // prom-client samples event-loop lag with its own timer, every 10 ms by default: 100 wake-ups a
+  // second of an idle agent, the largest part of its idle CPU (docs/PERFORMANCE.md, section 4)
+  collectDefaultMetrics({ register: registry, eventLoopMonitoringPrecision: IDLE_WAKE_MS });
   const { source, sink, budget, metadata, output } = sources;
 
   const counter = (name: string, help: string, read: () => number) =>

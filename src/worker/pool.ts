@@ -16,6 +16,8 @@ const EMPTY = Buffer.alloc(0);
 
 /** Heap of one records worker (see the constructor). */
 const WORKER_OLD_SPACE_MB = 128;
+/** Young generation of one records worker: records are short-lived, a chunk's worth at a time. */
+const WORKER_YOUNG_SPACE_MB = 6;
 
 interface Pending {
   resolve(res: WorkResult): void;
@@ -66,7 +68,7 @@ export class WorkerPool implements FileWorkFactory {
         // file's pending partial line and multiline group.
         resourceLimits: {
           maxOldGenerationSizeMb: WORKER_OLD_SPACE_MB,
-          maxYoungGenerationSizeMb: Number(process.env.YOUNG_MB ?? 6),
+          maxYoungGenerationSizeMb: WORKER_YOUNG_SPACE_MB,
         },
       });
       const thread: Thread = { worker, pending: new Map(), files: new Map() };
