@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { mkdir, open, readFile, rename, unlink } from 'node:fs/promises';
+import { mkdir, open, readFile, rename, stat, unlink } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { errorMessage } from '../errors.ts';
 import type { Format } from '../pipeline/types.ts';
@@ -33,6 +33,11 @@ export interface LoadResult {
   entries: Map<string, CheckpointEntry>;
   /** set when the file existed but could not be used; the caller logs it once */
   warning?: string;
+  /**
+   * when the loaded positions were written (the file's mtime): a file last written after this was
+   * never in a checkpoint of the previous run if none matches it (gz-recovery.ts)
+   */
+  savedMs?: number;
 }
 
 function validEntry(e: unknown): e is CheckpointEntry {
@@ -58,8 +63,10 @@ function validEntry(e: unknown): e is CheckpointEntry {
 export async function loadPositions(file: string): Promise<LoadResult> {
   const entries = new Map<string, CheckpointEntry>();
   let text: string;
+  let savedMs: number | undefined;
   try {
     text = await readFile(file, 'utf8');
+    savedMs = (await stat(file)).mtimeMs;
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return { entries };
     return {
@@ -86,7 +93,7 @@ export async function loadPositions(file: string): Promise<LoadResult> {
   } catch (err) {
     problem = `invalid JSON (${errorMessage(err)})`;
   }
-  if (problem === undefined) return { entries };
+  if (problem === undefined) return savedMs === undefined ? { entries } : { entries, savedMs };
   const aside = `${file}.corrupt-${Date.now()}`;
   try {
     await rename(file, aside);

@@ -50,6 +50,7 @@ export class Tailer {
   #dirty = false;
   /** positions from an earlier run were loaded */
   #resumed = false;
+  #previousSaveMs: number | undefined;
   #saveFailing = false;
   #scanning: Promise<void> | undefined;
   #scanAgain = false;
@@ -71,6 +72,7 @@ export class Tailer {
       const loaded = await loadPositions(this.#opts.positionsFile);
       this.#registry.load(loaded.entries.values());
       this.#resumed = loaded.entries.size > 0;
+      this.#previousSaveMs = loaded.savedMs;
       if (loaded.warning !== undefined) this.#deps.events.warn(loaded.warning);
     }
     for (let i = 0; i < this.#opts.readers; i++) {
@@ -283,6 +285,8 @@ export class Tailer {
       markDirty: () => {
         this.#dirty = true;
       },
+      saveNow: () => this.saveCheckpoints(true),
+      previousSaveMs: () => this.#previousSaveMs,
       warnOnce: (key, message) => this.#warnOnce(key, message),
       maybeRelease: (f) => this.#rotation.maybeRelease(f),
       scanSoon: () => this.scanSoon(),

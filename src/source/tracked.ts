@@ -75,6 +75,10 @@ export interface TailContext {
   enqueue(f: Tracked): void;
   /** positions moved: the next checkpoint interval writes them */
   markDirty(): void;
+  /** writes the positions now (a new file's identity, before any of its documents is sent) */
+  saveNow(): Promise<void>;
+  /** when the previous run last wrote the positions this run started from; undefined on a first run */
+  previousSaveMs(): number | undefined;
   /** a warning said once per key (a path, or a path and a concern), not at every retry */
   warnOnce(key: string, message: string): void;
   /** a closing file leaves once everything read from it is acknowledged */

@@ -113,6 +113,61 @@ describe('inode reuse (forced on ext4): every line exactly once', () => {
     expect(wrongOffsets(t2.docs, [...rest.lines, ...second.lines, ...third.lines])).toEqual([]);
   });
 
+  it('a file created, rotated and gzipped while stopped (no checkpoint of it) is read from its start, once (chaos seed 43)', async () => {
+    const live = join(logs, '0.log');
+    const rotated = (n: number) => `${live}.20261122-00000${n}`;
+    const positions = join(dir, 'state', 'positions.json');
+    const args = ['--from-beginning', '--positions', positions, `${live}*`];
+    const tok = new TokenLines('born');
+    // compressed history from before the first run: no run ships it
+    const history = new TokenLines('history');
+    await writeFile(rotated(0), history.make(10).text);
+    execFileSync('gzip', [rotated(0)]);
+
+    const first = tok.make(20);
+    await writeFile(live, first.text);
+    const inoA = await inodeOf(live);
+    const t1 = follow(args);
+    await t1.waitFor((d) => allDelivered(d, tok.tokens));
+    await positionsReach(positions, live, inoA, first.bytes);
+    await t1.stop('SIGKILL');
+
+    // while logferry is down, three rotations: B is born, rotated and gzipped (its inode then taken
+    // by the next 0.log), C is born and rotated, D is the new 0.log
+    await rename(live, rotated(1));
+    const second = tok.make(20);
+    await writeFile(live, second.text);
+    const inoB = await inodeOf(live);
+    await rename(live, rotated(2));
+    execFileSync('gzip', [rotated(1)]);
+    const third = tok.make(20);
+    await writeFile(live, third.text);
+    await rename(live, rotated(3));
+    execFileSync('gzip', [rotated(2)]);
+    const fourth = tok.make(20);
+    await createReusing(live, inoB, fourth.text);
+
+    const t2 = follow(args);
+    await deliveredOrTimeout(t2, tokensOf(second, third, fourth));
+    expect(await t2.stop()).toBe(0);
+    expect(t2.stderr.split('\n').filter((l) => l.includes(`${rotated(2)}.gz`))).toEqual([
+      expect.stringContaining('created, rotated and compressed while logferry was stopped'),
+    ]);
+
+    // another restart: the recovered file is known by its saved checkpoint, nothing is sent again
+    const fifth = tok.make(5, fourth.bytes);
+    await appendFile(live, fifth.text);
+    const t3 = follow(args);
+    await deliveredOrTimeout(t3, tokensOf(fifth));
+    expect(await t3.stop()).toBe(0);
+
+    const docs = [...t1.docs, ...t2.docs, ...t3.docs];
+    expect(notExactlyOnce(docs, tok.tokens)).toEqual([]);
+    expect(docs.filter((d) => tokenOf(d)?.startsWith('history-'))).toEqual([]);
+    // B's lines carry their offsets in B (document ids derive from them)
+    expect(wrongOffsets(t2.docs, second.lines)).toEqual([]);
+  });
+
   it('restart after a rename rotation, the new 0.log on the inode of a deleted, fully shipped file', async () => {
     const live = join(logs, '0.log');
     const rotated = `${live}.1`;
