@@ -230,7 +230,8 @@ export class GzRecoveries {
     return this.#running > 0;
   }
 
-  async lookAt(m: Match): Promise<void> {
+  /** `initial`: the first scan after start, the only one that may find a file born while stopped. */
+  async lookAt(m: Match, initial: boolean): Promise<void> {
     const { registry } = this.#ctx;
     if (!registry.gzFirstLook(m)) return;
     const candidates = registry.gzCandidates(dirname(m.path));
@@ -238,7 +239,9 @@ export class GzRecoveries {
     let unknown = false;
     try {
       if (candidates.length > 0) entry = await findGzOrigin(m.path, candidates);
-      if (entry === undefined) {
+      // later scans: an unmatched .gz is a file this run follows (or followed) as a plain file,
+      // compressed under it: reading it again would duplicate it (chaos run seed 43, second try)
+      if (entry === undefined && initial) {
         entry = await this.#bornWhileStopped(m);
         unknown = entry !== undefined;
       }

@@ -223,7 +223,7 @@ export class Tailer {
       const inode = `${m.dev}:${m.ino}`;
       if (this.#opening.has(inode) || registry.isExcluded(m)) continue;
       if (m.path.endsWith('.gz')) {
-        await this.#gz.lookAt(m);
+        await this.#gz.lookAt(m, initial);
         continue;
       }
       if (this.#opts.skipPath?.(m.path)) continue;
