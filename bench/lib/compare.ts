@@ -67,3 +67,20 @@ export function correctnessNote(name: string, d: Delivery, mode: CountingMode): 
     ? `correctness (${name}): every record delivered exactly once${checked}`
     : `correctness (${name}): ${d.delivered.toLocaleString('en-US')} documents for ${d.expected.toLocaleString('en-US')} records (its documents have no _id: a duplicate cannot be told from a new document, and would show as more documents than records)${checked}`;
 }
+
+/** A run's numbers for results.jsonl, to 4 significant digits (undefined as null). */
+export function roundedFigures(run: Record<string, unknown>): Record<string, unknown> {
+  return Object.fromEntries(
+    Object.entries(run).map(([k, v]) => [k, typeof v === 'number' ? Number(v.toPrecision(4)) : (v ?? null)]),
+  );
+}
+
+/** A delivery's counts for results.jsonl (duplicates null where documents carry no ids). */
+export function deliveryFields(d: Delivery): Record<string, unknown> {
+  return {
+    delivered: d.delivered,
+    duplicated: d.idsCounted ? d.duplicated : null,
+    lost: d.lost,
+    problems: d.problems,
+  };
+}

@@ -106,3 +106,20 @@ export function enginesFor(opts: BenchOptions): Engine[] {
   }
   return list;
 }
+
+/**
+ * The end of one measured run, whatever happened: the agent killed if still running, then the
+ * fakes, the kubelet layout and the state directory removed.
+ */
+export async function endRun(
+  agent: RunningAgent,
+  fakes: Fakes,
+  ...dirs: Array<{ cleanup(): Promise<void> }>
+): Promise<void> {
+  if (agent.exit === undefined) {
+    agent.child.kill('SIGKILL');
+    await agent.exited;
+  }
+  await fakes.close();
+  for (const d of dirs) await d.cleanup();
+}

@@ -1,7 +1,13 @@
 import { cliEntry, stateDir } from '../lib/agent.ts';
-import { correctnessNote, deliveryFigures, sideBySide } from '../lib/compare.ts';
+import {
+  correctnessNote,
+  deliveryFields,
+  deliveryFigures,
+  roundedFigures,
+  sideBySide,
+} from '../lib/compare.ts';
 import { type Delivery, delivery, treeTotals, waitForDelivery } from '../lib/delivery.ts';
-import { type Engine, enginesFor, startFakes } from '../lib/engines.ts';
+import { type Engine, endRun, enginesFor, startFakes } from '../lib/engines.ts';
 import { kubeletLayout } from '../lib/kubelet.ts';
 import { procSample } from '../lib/proc.ts';
 import { fmt } from '../lib/stats.ts';
@@ -74,29 +80,16 @@ async function idleRun(engine: Engine, tree: CriTree, windowMs: number): Promise
       exitCode: exit.code,
     };
   } finally {
-    if (agent.exit === undefined) {
-      agent.child.kill('SIGKILL');
-      await agent.exited;
-    }
-    await fakes.close();
-    await layout.cleanup();
-    await state.cleanup();
+    await endRun(agent, fakes, layout, state);
   }
 }
 
 /** The figures for results.jsonl: the run without its delivery object, rounded. */
 function figuresOf(r: IdleRun): Record<string, unknown> {
   const { delivery: d, ...rest } = r;
-  const rounded = Object.entries(rest).map(([k, v]) => [
-    k,
-    typeof v === 'number' ? Number(v.toPrecision(4)) : v,
-  ]);
   return {
-    ...Object.fromEntries(rounded),
-    delivered: d.delivered,
-    duplicated: d.idsCounted ? d.duplicated : null,
-    lost: d.lost,
-    problems: d.problems,
+    ...roundedFigures(rest),
+    ...deliveryFields(d),
   };
 }
 

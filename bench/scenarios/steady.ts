@@ -1,8 +1,8 @@
 import { agentLogs, cliEntry, stateDir } from '../lib/agent.ts';
-import { correctnessNote, deliveryFigures, sideBySide } from '../lib/compare.ts';
+import { correctnessNote, deliveryFields, deliveryFigures, sideBySide } from '../lib/compare.ts';
 import { LEAN } from '../lib/counting-es.ts';
 import { type Delivery, delivery, treeTotals, waitForDelivery } from '../lib/delivery.ts';
-import { type Engine, enginesFor, startFakes } from '../lib/engines.ts';
+import { type Engine, endRun, enginesFor, startFakes } from '../lib/engines.ts';
 import { kubeletLayout } from '../lib/kubelet.ts';
 import { procSample, RssSampler } from '../lib/proc.ts';
 import { fmt } from '../lib/stats.ts';
@@ -104,13 +104,7 @@ async function steadyRun(engine: Engine, source: CriTree, o: SteadyOptions): Pro
     clearInterval(backlog);
     sampler.stop();
     writers.close();
-    if (agent.exit === undefined) {
-      agent.child.kill('SIGKILL');
-      await agent.exited;
-    }
-    await fakes.close();
-    await layout.cleanup();
-    await state.cleanup();
+    await endRun(agent, fakes, layout, state);
   }
 }
 
@@ -131,10 +125,7 @@ function figuresOf(r: SteadyRun): Record<string, unknown> {
     maxSampledRssMiB: p(r.maxSampledRssMiB),
     maxBacklogRecords: r.maxBacklogRecords,
     runnerCpuSeconds: p(r.runnerCpuSeconds),
-    delivered: d.delivered,
-    duplicated: d.idsCounted ? d.duplicated : null,
-    lost: d.lost,
-    problems: d.problems,
+    ...deliveryFields(d),
     exitCode: r.exitCode,
   };
 }

@@ -1,8 +1,14 @@
 import { agentDefault, agentHttp, agentLogs, bufferStatus, cliEntry, stateDir } from '../lib/agent.ts';
 import { cpuSeconds } from '../lib/child.ts';
-import { correctnessNote, deliveryFigures, sideBySide } from '../lib/compare.ts';
+import {
+  correctnessNote,
+  deliveryFields,
+  deliveryFigures,
+  roundedFigures,
+  sideBySide,
+} from '../lib/compare.ts';
 import { type Delivery, delivery, treeTotals, waitForDelivery } from '../lib/delivery.ts';
-import { type Engine, enginesFor, startFakes } from '../lib/engines.ts';
+import { type Engine, endRun, enginesFor, startFakes } from '../lib/engines.ts';
 import { kubeletLayout } from '../lib/kubelet.ts';
 import { procSample, RssSampler } from '../lib/proc.ts';
 import { fmt } from '../lib/stats.ts';
@@ -108,28 +114,15 @@ async function stormRun(engine: Engine, tree: CriTree): Promise<StormRun> {
     };
   } finally {
     sampler.stop();
-    if (agent.exit === undefined) {
-      agent.child.kill('SIGKILL');
-      await agent.exited;
-    }
-    await fakes.close();
-    await layout.cleanup();
-    await state.cleanup();
+    await endRun(agent, fakes, layout, state);
   }
 }
 
 function figuresOf(r: StormRun): Record<string, unknown> {
   const { delivery: d, stopped: _stopped, ...rest } = r;
-  const rounded = Object.entries(rest).map(([k, v]) => [
-    k,
-    typeof v === 'number' ? Number(v.toPrecision(4)) : (v ?? null),
-  ]);
   return {
-    ...Object.fromEntries(rounded),
-    delivered: d.delivered,
-    duplicated: d.idsCounted ? d.duplicated : null,
-    lost: d.lost,
-    problems: d.problems,
+    ...roundedFigures(rest),
+    ...deliveryFields(d),
   };
 }
 

@@ -71,6 +71,28 @@ function wrongOffsets(docs: readonly Doc[], lines: readonly Written[]): string[]
     .map((l) => `${l.token}: ${offsets.get(l.token)} instead of ${l.offset}`);
 }
 
+/**
+ * Writes `count` lines to a new `live`, follows it until they are delivered and saved in the
+ * positions, then SIGKILLs the follower: what a restart must not send again.
+ */
+async function shipThenKill(
+  live: string,
+  positions: string,
+  args: string[],
+  tok: TokenLines,
+  count: number,
+): Promise<{ first: ReturnType<TokenLines['make']>; ino: number; follower: Follower }> {
+  const first = tok.make(count);
+  await writeFile(live, first.text);
+  const ino = await inodeOf(live);
+  const follower = follow(args);
+  await follower.waitFor((d) => allDelivered(d, tok.tokens));
+  // everything delivered is in the saved positions: the kill re-sends nothing
+  await positionsReach(positions, live, ino, first.bytes);
+  await follower.stop('SIGKILL');
+  return { first, ino, follower };
+}
+
 describe('inode reuse (forced on ext4): every line exactly once', () => {
   it('a file rotated and gzipped while stopped, its inode taken by the new 0.log: the rest comes from the .gz (issue #12)', async () => {
     const live = join(logs, '0.log');
@@ -80,14 +102,7 @@ describe('inode reuse (forced on ext4): every line exactly once', () => {
     const args = ['--from-beginning', '--positions', positions, `${live}*`];
     const tok = new TokenLines('gz');
 
-    const first = tok.make(30);
-    await writeFile(live, first.text);
-    const inoA = await inodeOf(live);
-    const t1 = follow(args);
-    await t1.waitFor((d) => allDelivered(d, tok.tokens));
-    // everything delivered is in the saved positions: the kill below re-sends nothing
-    await positionsReach(positions, live, inoA, first.bytes);
-    await t1.stop('SIGKILL');
+    const { first, ino: inoA, follower: t1 } = await shipThenKill(live, positions, args, tok, 30);
 
     // while logferry is down: more lines (unshipped), then kubelet rotates twice and compresses
     const rest = tok.make(30, first.bytes);
@@ -124,13 +139,7 @@ describe('inode reuse (forced on ext4): every line exactly once', () => {
     await writeFile(rotated(0), history.make(10).text);
     execFileSync('gzip', [rotated(0)]);
 
-    const first = tok.make(20);
-    await writeFile(live, first.text);
-    const inoA = await inodeOf(live);
-    const t1 = follow(args);
-    await t1.waitFor((d) => allDelivered(d, tok.tokens));
-    await positionsReach(positions, live, inoA, first.bytes);
-    await t1.stop('SIGKILL');
+    const { follower: t1 } = await shipThenKill(live, positions, args, tok, 20);
 
     // while logferry is down, three rotations: B is born, rotated and gzipped (its inode then taken
     // by the next 0.log), C is born and rotated, D is the new 0.log
