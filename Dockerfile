@@ -40,15 +40,10 @@ COPY --from=build /src/dist ./dist
 # The default state directory, owned by the image's user for `docker run` without a volume; in
 # Kubernetes it is a hostPath (k8s/daemonset.yaml).
 RUN mkdir -p /var/lib/logferry && chown 1000:1000 /var/lib/logferry
-# V8's heap limit sized for the default 64 MiB buffer budget (maxBufferBytes): old space = 3 x budget
-# + 64 MiB. Set in the environment rather than on the node command line so that a different budget
-# can come with a different NODE_OPTIONS (k8s/daemonset.yaml sets it, docs/deploy.md "Sizing").
-ENV NODE_OPTIONS="--max-old-space-size=256 --max-semi-space-size=2"
-# glibc keeps freed memory of large Buffers (bulk bodies, read chunks) in its heap once its dynamic
-# mmap threshold has grown: after a 429 storm RSS stayed ~130 MiB above live data (bench storm429).
-# A fixed threshold keeps such allocations in mmap, returned to the system when freed; two arenas
-# for the main thread and the records workers.
-ENV MALLOC_MMAP_THRESHOLD_=65536 MALLOC_TRIM_THRESHOLD_=1048576 MALLOC_ARENA_MAX=2
+# No NODE_OPTIONS or MALLOC_* here: `logferry agent` derives V8's heap limit from its buffer budget
+# (old space = 3 x maxBufferBytes + 64 MiB, a 2 MiB semi-space) and sets glibc's malloc so that freed
+# Buffer memory goes back to the system, re-executing itself once with them (src/cli/runtime.ts;
+# docs/deploy.md "Sizing"). A value set here or in the pod would win over the derived one.
 # Non-root by default: `node`, uid 1000, from the base image, given numerically so that Kubernetes'
 # runAsNonRoot can verify it. It reads world-readable logs only. Where the kubelet writes logs as
 # root-only 0640 (most nodes), k8s/daemonset.yaml overrides this with runAsUser 0, every capability

@@ -12,16 +12,6 @@ import { type ChildUsage, preload } from './child.ts';
 import type { BenchOptions } from './types.ts';
 import { CACHE_DIR } from './workload.ts';
 
-/** As deployed: old space 3 x the default 64 MiB budget + 64 MiB, small young generation. */
-export const AGENT_HEAP_FLAGS = ['--max-old-space-size=256', '--max-semi-space-size=2'];
-
-/** As deployed (Dockerfile, k8s/daemonset.yaml): freed Buffer memory returns to the system. */
-export const AGENT_MALLOC_ENV = {
-  MALLOC_MMAP_THRESHOLD_: '65536',
-  MALLOC_TRIM_THRESHOLD_: '1048576',
-  MALLOC_ARENA_MAX: '2',
-};
-
 /** The CLI script: --cli's (absolute), or bin/logferry.js relative to the root (needs dist/). */
 export function cliEntry(opts: BenchOptions): string {
   if (opts.cli !== undefined) {
@@ -112,10 +102,10 @@ let usageFiles = 0;
 /** Starts node with the rusage preload; stdout to /dev/null (the agent writes documents to Elasticsearch). */
 export function startAgent(root: string, args: string[], nodeFlags: string[] = []): RunningAgent {
   const usageFile = join(CACHE_DIR, `rusage-agent-${process.pid}-${usageFiles++}.json`);
-  // the V8 heap flags the image and the DaemonSet run the agent with (Dockerfile, k8s/daemonset.yaml)
-  return startProcess(process.execPath, [...AGENT_HEAP_FLAGS, ...nodeFlags, '--import', preload(), ...args], {
+  // at defaults: no heap flags or malloc variables, the agent gives itself those (src/cli/runtime.ts)
+  return startProcess(process.execPath, [...nodeFlags, '--import', preload(), ...args], {
     cwd: root,
-    env: { ...process.env, ...AGENT_MALLOC_ENV, LOGFERRY_BENCH_RUSAGE: usageFile },
+    env: { ...process.env, LOGFERRY_BENCH_RUSAGE: usageFile },
     usageFile,
   });
 }

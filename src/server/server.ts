@@ -1,3 +1,4 @@
+import { getHeapStatistics } from 'node:v8';
 import { type FastifyInstance, type FastifyPluginAsync, fastify } from 'fastify';
 import type { Logger } from '../telemetry/logger.ts';
 import { parseListenAddress } from './address.ts';
@@ -140,6 +141,14 @@ function statusRoutes(probe: AgentProbe, now: () => number): FastifyPluginAsync 
           lastProgressAt: new Date(probe.lastProgressMs()).toISOString(),
         },
         files,
+        // what the process runs with (src/cli/runtime.ts sets these for `logferry agent`)
+        runtime: {
+          pid: process.pid,
+          node: process.version,
+          nodeFlags: process.execArgv,
+          heapLimitBytes: getHeapStatistics().heap_size_limit,
+          mallocArenaMax: process.env.MALLOC_ARENA_MAX ?? null,
+        },
       };
     });
   };

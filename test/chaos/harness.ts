@@ -253,8 +253,7 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosSummary> {
     agent = spawn(
       process.execPath,
       [
-        '--max-old-space-size=256',
-        '--max-semi-space-size=2',
+        // no heap flags: the agent gives itself those of its budget (src/cli/runtime.ts)
         ...(process.env.LOGFERRY_CHAOS_REPORTS
           ? ['--report-on-fatalerror', `--report-directory=${process.env.LOGFERRY_CHAOS_REPORTS}`]
           : []),

@@ -66,9 +66,15 @@ export interface Agent {
   exited: Promise<number | null>;
 }
 
-export function startAgent(env: AgentEnv, extra: string[] = [], stdout: 'pipe' | 'ignore' = 'pipe'): Agent {
+export function startAgent(
+  env: AgentEnv,
+  extra: string[] = [],
+  stdout: 'pipe' | 'ignore' = 'pipe',
+  childEnv: NodeJS.ProcessEnv = process.env,
+): Agent {
   const child = spawn(process.execPath, [BIN, ...agentArgs(env, extra)], {
     stdio: ['ignore', stdout, 'pipe'],
+    env: childEnv,
   });
   env.children.push(child);
   const logs: Array<Record<string, unknown>> = [];

@@ -1,6 +1,7 @@
 import { isAbsolute, relative } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { parse as parseYaml } from 'yaml';
+import { MALLOC_ENV, oldSpaceMb, runtimePlan, SEMI_SPACE_MB } from '../../../src/cli/runtime.ts';
 import { type ConfigValues, loadAgentConfig, validateFile } from '../../../src/config/load.ts';
 import { AGENT_OPTIONS, envName } from '../../../src/config/options.ts';
 import { parseListenAddress } from '../../../src/server/address.ts';
@@ -250,27 +251,26 @@ describe('the DaemonSet and the agent agree', () => {
 
 describe('memory: heap limit, buffer budget and container limit', () => {
   const budgetMiB = () => option<number>('maxBufferBytes') / (1024 * 1024);
-  const oldSpaceMiB = () => 3 * budgetMiB() + 64;
-  const nodeOptions = container.env?.find((e) => e.name === 'NODE_OPTIONS')?.value;
+  const oldSpaceMiB = () => oldSpaceMb(option<number>('maxBufferBytes'));
+  const runtimeEnv = ['NODE_OPTIONS', ...Object.keys(MALLOC_ENV)];
 
-  it('NODE_OPTIONS gives V8 an old space of 3 x maxBufferBytes + 64 MiB', () => {
-    expect(nodeOptions).toBe(`--max-old-space-size=${oldSpaceMiB()} --max-semi-space-size=2`);
+  it("leaves V8's heap and malloc to the agent, which derives them from config.yaml's budget", () => {
+    for (const name of runtimeEnv)
+      expect(
+        container.env?.find((e) => e.name === name),
+        name,
+      ).toBeUndefined();
+    // what the agent will add for this pod's configuration: the whole set, nothing already fixed
+    expect(runtimePlan(option<number>('maxBufferBytes'), { execArgv: [], env: {} })?.execArgv).toEqual([
+      `--max-old-space-size=${oldSpaceMiB()}`,
+      `--max-semi-space-size=${SEMI_SPACE_MB}`,
+    ]);
   });
 
-  it('the image sets the same NODE_OPTIONS by default', () => {
+  it('the image does not fix them either (a fixed NODE_OPTIONS would not follow a changed budget)', () => {
     const runtime = parseDockerfile(readText('Dockerfile')).stages.at(-1)!;
     const env = Object.assign({}, ...runtime.instructions.filter((i) => i.keyword === 'ENV').map(envPairs));
-    expect(env.NODE_OPTIONS).toBe(nodeOptions);
-  });
-
-  it('the image and the DaemonSet give glibc the same fixed mmap threshold (freed Buffers go back)', () => {
-    const runtime = parseDockerfile(readText('Dockerfile')).stages.at(-1)!;
-    const env = Object.assign({}, ...runtime.instructions.filter((i) => i.keyword === 'ENV').map(envPairs));
-    for (const name of ['MALLOC_MMAP_THRESHOLD_', 'MALLOC_TRIM_THRESHOLD_', 'MALLOC_ARENA_MAX']) {
-      const inPod = container.env?.find((e) => e.name === name)?.value;
-      expect(inPod, name).toBeDefined();
-      expect(env[name], name).toBe(inPod);
-    }
+    for (const name of runtimeEnv) expect(env[name], name).toBeUndefined();
   });
 
   it('the memory limit holds old space + the budget + 128 MiB, the request at least the old space', () => {
@@ -285,7 +285,7 @@ describe('memory: heap limit, buffer budget and container limit', () => {
 
   it('docs/deploy.md states the same numbers', () => {
     const doc = readText('docs', 'deploy.md');
-    expect(doc).toContain(nodeOptions);
+    expect(doc).toContain(`--max-old-space-size=${oldSpaceMiB()} --max-semi-space-size=${SEMI_SPACE_MB}`);
     expect(doc).toContain('512Mi');
   });
 });

@@ -177,6 +177,8 @@ describe('what the runtime stage installs is what the agent imports', () => {
   });
 
   it('bin/logferry.js loads the build output, which the runtime stage copies', () => {
-    expect(readText('bin', 'logferry.js')).toMatch(/from '\.\.\/dist\/cli\/main\.js'/);
+    const bin = readText('bin', 'logferry.js');
+    expect(bin).toMatch(/import\('\.\.\/dist\/cli\/main\.js'\)/);
+    expect(bin).toMatch(/from '\.\.\/dist\/cli\/runtime\.js'/);
   });
 });
