@@ -199,6 +199,8 @@ export async function runAgent(argv: string[]): Promise<number> {
           records,
           events: counters,
           throttled,
+          idleMs: get<number>('workerIdleMs'),
+          onWorker: (change) => counters.workerChanged(change),
           onFatal: (err) => {
             // a bug; the files' processors are gone: stop (checkpoints hold what was delivered)
             log.error(`records worker failed: ${err.message}; stopping`);

@@ -232,6 +232,7 @@ export async function runTail(argv: string[]): Promise<number> {
           workers: cmd.workers,
           records: cmd.records,
           events: counters,
+          onWorker: (change) => counters.workerChanged(change),
           onFatal: (err) => {
             fatal = new Error(`records worker failed: ${err.message}`);
             workerFailed = true;

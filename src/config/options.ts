@@ -94,6 +94,14 @@ export const AGENT_OPTIONS: readonly OptionSpec[] = [
     description:
       'threads that parse and encode (file I/O, acknowledgements and checkpoints stay on the main thread); 0 does it all on the main thread; auto: one less than the cores, at least 1, at most 4',
   },
+  {
+    key: 'workerIdleMs',
+    flag: 'worker-idle-ms',
+    type: 'int',
+    default: 30_000,
+    description:
+      'a records worker with nothing to do for this long is ended, its memory returned; the next chunk starts it again',
+  },
   // --- records: multiline, parsing, filters, limits, throttling ---
   {
     key: 'multiline.default',

@@ -59,9 +59,10 @@ export async function openFile(
     }
     const fp = await fingerprintFile(fh);
     const r = await resumeOf(ctx, fh, m, st.size, fp);
-    if (r.isNew && initial && ctx.opts.startAtEnd && !resumed) {
+    if (r.isNew && initial && ctx.opts.startAtEnd && !resumed && !(m.birthMs > performance.timeOrigin)) {
       // tail -F on a first run only: once positions exist, a file we do not know (or one that
       // reuses the inode of a file we knew) appeared while we were stopped and is read whole.
+      // A file born after this process started (while it was starting up) is new, not history.
       // "The end" is where the file ended when the scan found it: lines written between then and
       // this open are new, not history (a slow start, e.g. a worker thread starting up, made
       // them vanish).

@@ -15,6 +15,9 @@ export class SourceCounters implements SourceEvents {
   /** throttled records and bytes by namespace and action (`<namespace>\u0000<action>`) */
   readonly throttled = new Map<string, { lines: number; bytes: number }>();
   filesOpen = 0;
+  /** records worker threads running now, and how often one was started */
+  workersRunning = 0;
+  workerStarts = 0;
   rotations = 0;
   skipped = 0;
   /** files that became unreadable, by errno code (a short, fixed set: a fine label, unlike the path) */
@@ -50,6 +53,12 @@ export class SourceCounters implements SourceEvents {
     t.lines += lines;
     t.bytes += bytes;
     this.throttled.set(key, t);
+  }
+  workerChanged(change: 'started' | 'stopped'): void {
+    if (change === 'started') {
+      this.workersRunning++;
+      this.workerStarts++;
+    } else this.workersRunning--;
   }
   fileOpened(_path: string): void {
     this.filesOpen++;

@@ -109,6 +109,12 @@ export function createMetrics(sources: MetricsSources): Metrics {
     },
   });
   gauge('files_open', 'Log files currently open.', () => source.filesOpen);
+  gauge(
+    'records_workers_running',
+    'Records worker threads running (one starts with work and ends after workerIdleMs without).',
+    () => source.workersRunning,
+  );
+  counter('records_worker_starts_total', 'Records worker threads started.', () => source.workerStarts);
   gauge('buffer_bytes', 'Bytes read and not yet acknowledged by the output.', () => budget.used);
   gauge(
     'buffer_limit_bytes',

@@ -2,11 +2,18 @@
 // container directory, so a container's files share one rate limit), which holds its FileProcessor.
 // The main thread keeps file I/O, acknowledgements and checkpoints. Chunks go to the worker and
 // NDJSON bodies come back as transferred ArrayBuffers.
+//
+// A worker is an isolate of ~18 MiB: it is started with the first chunk for it and ended after
+// `idleMs` without work, once every file of it can be resumed exactly from what the main thread
+// knows (its last result ended on a checkpoint-safe offset, no multiline group pending: the same
+// state a restart from a checkpoint resumes). The next chunk starts it again and reopens those
+// files with that state. A quiet node then holds no worker (docs/PERFORMANCE.md, section 4).
 import { dirname } from 'node:path';
 import { Worker } from 'node:worker_threads';
 import type { DocumentContext } from '../encode/document.ts';
 import { freeArrayBuffer, POOLED_MIN_BYTES } from '../parse/body-pool.ts';
 import type { Format, SourceEvents } from '../pipeline/types.ts';
+import type { ContinuationState } from '../source/ack-tracker.ts';
 import type { RecordOptions } from '../transform/resolve.ts';
 import type { TransformMeta } from '../transform/types.ts';
 import type { FileWork, FileWorkFactory, FileWorkInit, WorkResult } from './file-work.ts';
@@ -19,15 +26,22 @@ const WORKER_OLD_SPACE_MB = 128;
 /** Young generation of one records worker: records are short-lived, a chunk's worth at a time. */
 const WORKER_YOUNG_SPACE_MB = 6;
 
+/** A worker with nothing to do for this long is ended (option workerIdleMs). */
+export const DEFAULT_WORKER_IDLE_MS = 30_000;
+
 interface Pending {
+  base: number;
   resolve(res: WorkResult): void;
   reject(err: Error): void;
 }
 
 interface Thread {
-  worker: Worker;
+  index: number;
+  /** undefined while stopped */
+  worker: Worker | undefined;
   pending: Map<number, Pending>;
   files: Map<number, WorkerFileWork>;
+  lastUsedMs: number;
 }
 
 export interface WorkerPoolOptions {
@@ -39,6 +53,10 @@ export interface WorkerPoolOptions {
     | undefined;
   /** a worker died: a bug; the process cannot go on without the files' processors */
   onFatal(err: Error): void;
+  /** a worker with nothing to do for this long is ended (default DEFAULT_WORKER_IDLE_MS) */
+  idleMs?: number | undefined;
+  /** a worker started or ended (metrics) */
+  onWorker?: ((change: 'started' | 'stopped') => void) | undefined;
 }
 
 /** The worker script next to this module (`.ts` when running from source, `.js` when built). */
@@ -56,50 +74,88 @@ export class WorkerPool implements FileWorkFactory {
   #seq = 0;
   #closing = false;
 
+  readonly #idleMs: number;
+  readonly #idleTimer: NodeJS.Timeout;
+
   constructor(opts: WorkerPoolOptions) {
     this.#opts = opts;
-    const data: WorkerData = { records: opts.records };
+    this.#idleMs = opts.idleMs ?? DEFAULT_WORKER_IDLE_MS;
     for (let i = 0; i < opts.workers; i++) {
-      const worker = new Worker(workerUrl(), {
-        workerData: data,
-        name: `logferry-records-${i}`,
-        // A worker is an isolate with its own heap, which V8 would size from the machine, not from
-        // the process's --max-old-space-size: cap it. Its live data is one chunk's records plus each
-        // file's pending partial line and multiline group.
-        resourceLimits: {
-          maxOldGenerationSizeMb: WORKER_OLD_SPACE_MB,
-          maxYoungGenerationSizeMb: WORKER_YOUNG_SPACE_MB,
-        },
+      this.#threads.push({
+        index: i,
+        worker: undefined,
+        pending: new Map(),
+        files: new Map(),
+        lastUsedMs: 0,
       });
-      const thread: Thread = { worker, pending: new Map(), files: new Map() };
-      worker.on('message', (msg: FromWorker) => this.#onMessage(thread, msg));
-      worker.on('error', (err) => this.#fail(thread, err));
-      worker.on('exit', (code) => {
-        if (!this.#closing) this.#fail(thread, new Error(`records worker exited with code ${code}`));
-      });
-      // idle workers must not keep a finished process alive
-      worker.unref();
-      this.#threads.push(thread);
+    }
+    // checked at a quarter of the idle time, at most every 10 s: a timer that never keeps the
+    // process alive and wakes an idle agent rarely
+    this.#idleTimer = setInterval(() => this.#stopIdle(), Math.min(10_000, Math.max(50, this.#idleMs / 4)));
+    this.#idleTimer.unref();
+  }
+
+  #start(thread: Thread): Worker {
+    const data: WorkerData = { records: this.#opts.records };
+    const worker = new Worker(workerUrl(), {
+      workerData: data,
+      name: `logferry-records-${thread.index}`,
+      // A worker is an isolate with its own heap, which V8 would size from the machine, not from
+      // the process's --max-old-space-size: cap it. Its live data is one chunk's records plus each
+      // file's pending partial line and multiline group.
+      resourceLimits: {
+        maxOldGenerationSizeMb: WORKER_OLD_SPACE_MB,
+        maxYoungGenerationSizeMb: WORKER_YOUNG_SPACE_MB,
+      },
+    });
+    // events of a worker ended as idle are not this thread's any more
+    const current = () => thread.worker === worker;
+    worker.on('message', (msg: FromWorker) => {
+      if (current()) this.#onMessage(thread, msg);
+    });
+    worker.on('error', (err) => {
+      if (current()) this.#fail(thread, err);
+    });
+    worker.on('exit', (code) => {
+      if (!this.#closing && current())
+        this.#fail(thread, new Error(`records worker exited with code ${code}`));
+    });
+    // idle workers must not keep a finished process alive
+    worker.unref();
+    thread.worker = worker;
+    // the files pinned to it, as the main thread knows them (#stopIdle ended the last worker only
+    // when that is all their processors held)
+    for (const work of thread.files.values()) worker.postMessage(work.openMessage());
+    this.#opts.onWorker?.('started');
+    return worker;
+  }
+
+  /** Ends the workers that had nothing to do for idleMs and whose files can be reopened exactly. */
+  #stopIdle(): void {
+    const now = Date.now();
+    for (const thread of this.#threads) {
+      const worker = thread.worker;
+      if (worker === undefined || thread.pending.size > 0 || now - thread.lastUsedMs < this.#idleMs) continue;
+      let resumable = true;
+      for (const work of thread.files.values()) resumable &&= work.resumable;
+      if (!resumable) continue;
+      thread.worker = undefined;
+      void worker.terminate();
+      this.#opts.onWorker?.('stopped');
     }
   }
 
   create(init: FileWorkInit): FileWork {
     const thread = this.#threads[hash(dirname(init.path)) % this.#threads.length]!;
-    const work = new WorkerFileWork(this, thread, this.#nextId++);
+    const work = new WorkerFileWork(this, thread, this.#nextId++, init);
     thread.files.set(work.id, work);
-    this.post(thread, {
-      t: 'open',
-      id: work.id,
-      path: init.path,
-      ctx: init.ctx,
-      opts: init.opts,
-      resume: init.resume,
-    });
+    this.post(thread, work.openMessage());
     return work;
   }
 
+  /** To the thread's worker if it runs; a stopped one gets the file's state when it starts. */
   post(thread: Thread, msg: ToWorker, transfer?: ArrayBuffer[]): void {
-    thread.worker.postMessage(msg, transfer);
+    thread.worker?.postMessage(msg, transfer);
   }
 
   submit(
@@ -112,6 +168,8 @@ export class WorkerPool implements FileWorkFactory {
     flush: boolean,
   ): Promise<WorkResult> {
     const seq = ++this.#seq;
+    const worker = thread.worker ?? this.#start(thread);
+    thread.lastUsedMs = Date.now();
     const ab = buf.buffer as ArrayBuffer;
     if (buf.byteOffset !== 0 || buf.length !== ab.byteLength) {
       throw new Error(
@@ -119,10 +177,12 @@ export class WorkerPool implements FileWorkFactory {
       );
     }
     // referenced while a chunk is in a worker, so a pending result keeps the process alive
-    if (thread.pending.size === 0) thread.worker.ref();
+    if (thread.pending.size === 0) worker.ref();
     return new Promise<WorkResult>((resolve, reject) => {
-      thread.pending.set(seq, { resolve, reject });
-      this.post(thread, { t: 'process', id, seq, buf: ab, len, base, final, flush }, [ab]);
+      thread.pending.set(seq, { base, resolve, reject });
+      worker.postMessage({ t: 'process', id, seq, buf: ab, len, base, final, flush } satisfies ToWorker, [
+        ab,
+      ]);
     });
   }
 
@@ -130,16 +190,22 @@ export class WorkerPool implements FileWorkFactory {
     const pending = thread.pending.get(msg.seq);
     if (pending === undefined) return;
     thread.pending.delete(msg.seq);
-    if (thread.pending.size === 0) thread.worker.unref();
+    thread.lastUsedMs = Date.now();
+    if (thread.pending.size === 0) thread.worker?.unref();
     const buffer = Buffer.from(msg.buf, 0, msg.buf.byteLength);
+    const work = thread.files.get(msg.id);
     if (msg.t === 'error') {
+      if (work !== undefined) work.resumable = false;
       pending.reject(new Error(msg.message));
       return;
     }
-    const work = thread.files.get(msg.id);
     if (work !== undefined) {
       work.format = msg.format;
       work.hasPendingGroups = msg.pendingGroups;
+      work.continuation = msg.continuation;
+      // the processor holds nothing beyond `continuation` when the next read starts where a
+      // restart from its checkpoint would
+      work.resumable = !msg.pendingGroups && msg.safeEnd === pending.base + msg.consumed;
     }
     const ev = msg.events;
     const events = this.#opts.events;
@@ -173,7 +239,7 @@ export class WorkerPool implements FileWorkFactory {
   recycle(thread: Thread, body: Buffer): void {
     const ab = body.buffer as ArrayBuffer;
     if (body.length === 0 || ab.byteLength <= Buffer.poolSize) return;
-    if (ab.byteLength < POOLED_MIN_BYTES || this.#closing) {
+    if (ab.byteLength < POOLED_MIN_BYTES || this.#closing || thread.worker === undefined) {
       freeArrayBuffer(ab);
       return;
     }
@@ -187,7 +253,8 @@ export class WorkerPool implements FileWorkFactory {
 
   async close(): Promise<void> {
     this.#closing = true;
-    await Promise.all(this.#threads.map((t) => t.worker.terminate()));
+    clearInterval(this.#idleTimer);
+    await Promise.all(this.#threads.map((t) => t.worker?.terminate()));
   }
 }
 
@@ -195,16 +262,43 @@ class WorkerFileWork implements FileWork {
   readonly id: number;
   readonly #pool: WorkerPool;
   readonly #thread: Thread;
+  readonly #path: string;
+  readonly #opts: FileWorkInit['opts'];
+  #ctx: DocumentContext;
+  #meta: TransformMeta | undefined;
   format: Format | undefined;
   hasPendingGroups = false;
+  /** the continuation of the last result (what a reopened processor resumes with) */
+  continuation: ContinuationState | undefined;
+  /** the worker's processor holds nothing the main thread does not know (see WorkerPool) */
+  resumable = true;
 
-  constructor(pool: WorkerPool, thread: Thread, id: number) {
+  constructor(pool: WorkerPool, thread: Thread, id: number, init: FileWorkInit) {
     this.#pool = pool;
     this.#thread = thread;
     this.id = id;
+    this.#path = init.path;
+    this.#opts = init.opts;
+    this.#ctx = init.ctx;
+    this.format = init.resume.format;
+    this.continuation = init.resume.continuation;
+  }
+
+  /** What opens this file in a (new) worker: as created, or as the last result left it. */
+  openMessage(): ToWorker {
+    return {
+      t: 'open',
+      id: this.id,
+      path: this.#path,
+      ctx: this.#ctx,
+      opts: this.#opts,
+      resume: { format: this.format, continuation: this.continuation },
+      meta: this.#meta,
+    };
   }
 
   setContext(ctx: DocumentContext): void {
+    this.#ctx = ctx;
     this.#pool.post(this.#thread, { t: 'ctx', id: this.id, ctx });
   }
 
@@ -214,11 +308,14 @@ class WorkerFileWork implements FileWork {
   }
 
   setMeta(meta: TransformMeta | undefined): void {
-    this.#pool.post(this.#thread, { t: 'meta', id: this.id, meta: plainMeta(meta) });
+    this.#meta = plainMeta(meta);
+    this.#pool.post(this.#thread, { t: 'meta', id: this.id, meta: this.#meta });
   }
 
   reset(): void {
     this.hasPendingGroups = false;
+    this.continuation = undefined;
+    this.resumable = true;
     this.#pool.post(this.#thread, { t: 'reset', id: this.id });
   }
 

@@ -20,6 +20,8 @@ export type ToWorker =
       ctx: DocumentContext;
       opts: ProcessorOptions;
       resume: { format?: Format | undefined; continuation?: ContinuationState | undefined };
+      /** what enrichment said, when reopened in a restarted worker */
+      meta?: TransformMeta | undefined;
     }
   | { t: 'ctx'; id: number; ctx: DocumentContext }
   | { t: 'format'; id: number; format: Format }

@@ -64,7 +64,7 @@ port.on('message', (msg: ToWorker) => {
   switch (msg.t) {
     case 'open': {
       const processor = new FileProcessor(msg.ctx, msg.opts, events, msg.resume);
-      if (transforms !== undefined) processor.transform = transforms.forFile(msg.path, undefined);
+      if (transforms !== undefined) processor.transform = transforms.forFile(msg.path, msg.meta);
       files.set(msg.id, { processor, path: msg.path });
       return;
     }

@@ -1,5 +1,18 @@
 import { spawn } from 'node:child_process';
-import { appendFile, mkdir, open, readFile, rename, rm, stat, truncate, writeFile } from 'node:fs/promises';
+import {
+  appendFile,
+  mkdir,
+  open,
+  readdir,
+  readFile,
+  readlink,
+  realpath,
+  rename,
+  rm,
+  stat,
+  truncate,
+  writeFile,
+} from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { BIN, criLine, type Doc, Follower, parseDocs, runCli, sleep, tempDir } from '../helpers/cli.ts';
@@ -42,10 +55,10 @@ describe('logferry tail (follow mode)', () => {
   it('waits for a path that does not exist yet, with a warning', async () => {
     const p = join(dir, 'later.log');
     const t = follow([p]);
-    await sleep(300);
+    // created only once the tail has said it waits: a file there at start is followed from its end
+    await t.waitFor(() => /does not exist yet/.test(t.stderr));
     await writeFile(p, 'hello\n');
     await t.waitForCount(1);
-    expect(t.stderr).toMatch(/does not exist yet/);
     expect(await t.stop()).toBe(0);
   });
 
@@ -97,7 +110,15 @@ describe('logferry tail (follow mode)', () => {
       { stdio: ['ignore', 'pipe', 'pipe'] },
     );
     child.stdout.pause();
-    await sleep(1000);
+    // deleted once the tail holds it open (and has read into it), however slow its start
+    const target = await realpath(p);
+    const holds = async () => {
+      for (const fd of await readdir(`/proc/${child.pid}/fd`).catch(() => [] as string[]))
+        if ((await readlink(`/proc/${child.pid}/fd/${fd}`).catch(() => '')) === target) return true;
+      return false;
+    };
+    for (let i = 0; i < 200 && !(await holds()); i++) await sleep(50);
+    await sleep(500);
     await rm(p);
     await sleep(500);
     let out = '';
