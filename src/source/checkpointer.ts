@@ -34,8 +34,9 @@ export interface LoadResult {
   /** set when the file existed but could not be used; the caller logs it once */
   warning?: string;
   /**
-   * when the loaded positions were written (the file's mtime): a file last written after this was
-   * never in a checkpoint of the previous run if none matches it (gz-recovery.ts)
+   * when the newest run that finished its first scan started it (`scannedMs` in the file; before
+   * that field, the file's mtime): a file last written after this, matching no checkpoint, was
+   * never seen by an earlier run (gz-recovery.ts)
    */
   savedMs?: number;
 }
@@ -76,7 +77,13 @@ export async function loadPositions(file: string): Promise<LoadResult> {
   }
   let problem: string | undefined;
   try {
-    const doc = JSON.parse(text) as { format?: unknown; version?: unknown; files?: unknown };
+    const doc = JSON.parse(text) as {
+      format?: unknown;
+      version?: unknown;
+      files?: unknown;
+      scannedMs?: unknown;
+    };
+    if (typeof doc?.scannedMs === 'number' && Number.isFinite(doc.scannedMs)) savedMs = doc.scannedMs;
     if (doc?.format !== MAGIC) problem = 'not a logferry positions file';
     else if (doc.version !== POSITIONS_VERSION) problem = `unsupported version ${String(doc.version)}`;
     else if (!Array.isArray(doc.files)) problem = 'no files list';
@@ -110,8 +117,13 @@ export async function loadPositions(file: string): Promise<LoadResult> {
  * Writes the positions atomically: a temp file in the same directory, fsync, rename over the old
  * one, fsync of the directory. A crash leaves either the old or the new file, never a torn one.
  */
-export async function savePositions(file: string, entries: Iterable<CheckpointEntry>): Promise<void> {
-  const body = `${JSON.stringify({ format: MAGIC, version: POSITIONS_VERSION, files: [...entries] })}\n`;
+export async function savePositions(
+  file: string,
+  entries: Iterable<CheckpointEntry>,
+  scannedMs?: number,
+): Promise<void> {
+  const doc = { format: MAGIC, version: POSITIONS_VERSION, scannedMs, files: [...entries] };
+  const body = `${JSON.stringify(doc)}\n`;
   const dir = dirname(file);
   await mkdir(dir, { recursive: true });
   const tmp = `${file}.tmp-${randomBytes(4).toString('hex')}`;

@@ -221,6 +221,8 @@ export class GzRecoveries {
   readonly #ctx: TailContext;
   #running = 0;
   #chain: Promise<void> = Promise.resolve();
+  /** gzipped files the first scan could not read yet: they keep its right to be born while stopped */
+  readonly #initialRetries = new Set<string>();
 
   constructor(ctx: TailContext) {
     this.#ctx = ctx;
@@ -234,6 +236,7 @@ export class GzRecoveries {
   async lookAt(m: Match, initial: boolean): Promise<void> {
     const { registry } = this.#ctx;
     if (!registry.gzFirstLook(m)) return;
+    const firstScan = initial || this.#initialRetries.delete(m.path);
     const candidates = registry.gzCandidates(dirname(m.path));
     let entry: CheckpointEntry | undefined;
     let unknown = false;
@@ -241,14 +244,23 @@ export class GzRecoveries {
       if (candidates.length > 0) entry = await findGzOrigin(m.path, candidates);
       // later scans: an unmatched .gz is a file this run follows (or followed) as a plain file,
       // compressed under it: reading it again would duplicate it (chaos run seed 43, second try)
-      if (entry === undefined && initial) {
+      if (entry === undefined && firstScan) {
         entry = await this.#bornWhileStopped(m);
         unknown = entry !== undefined;
       }
       if (entry === undefined || (await gzReadToEnd(m.path, entry))) return;
+      if (unknown) {
+        // its identity is saved now, before it waits its turn and before any of its documents is
+        // sent: a kill meanwhile finds it by this checkpoint at the next start, whose own first
+        // scan no longer sees it as born while stopped (it predates that run's last save; the
+        // 30-minute chaos run, seed 43, third try, lost three such files)
+        registry.remember(entry);
+        await this.#ctx.saveNow();
+      }
     } catch (err) {
       // still being written (gzip in progress) or damaged: looked at again at the next scan
       registry.gzRetry(m);
+      if (firstScan) this.#initialRetries.add(m.path);
       this.#ctx.warnOnce(
         m.path,
         `cannot read ${m.path} yet: ${errorMessage(err)}; trying again at the next scan`,
@@ -295,12 +307,6 @@ export class GzRecoveries {
     const { opts, deps } = this.#ctx;
     try {
       if (this.#ctx.stopped()) return;
-      if (unknown) {
-        // its identity is saved before any of its documents is sent: a kill while it is read
-        // resumes it by this checkpoint, under the same document ids
-        this.#ctx.registry.remember(entry);
-        await this.#ctx.saveNow();
-      }
       deps.events.warn(
         unknown
           ? `${path}: a file created, rotated and compressed while logferry was stopped; reading it from its start`

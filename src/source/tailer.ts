@@ -51,6 +51,8 @@ export class Tailer {
   /** positions from an earlier run were loaded */
   #resumed = false;
   #previousSaveMs: number | undefined;
+  /** saved with the positions: when the newest run whose first scan completed started it */
+  #scannedMs: number | undefined;
   #saveFailing = false;
   #scanning: Promise<void> | undefined;
   #scanAgain = false;
@@ -73,13 +75,20 @@ export class Tailer {
       this.#registry.load(loaded.entries.values());
       this.#resumed = loaded.entries.size > 0;
       this.#previousSaveMs = loaded.savedMs;
+      this.#scannedMs = loaded.savedMs;
       if (loaded.warning !== undefined) this.#deps.events.warn(loaded.warning);
     }
     for (let i = 0; i < this.#opts.readers; i++) {
       // own ArrayBuffers: a worker thread takes a chunk's buffer over (transfer) and gives it back
       this.#workers.push(this.#reader({ buf: Buffer.allocUnsafeSlow(this.#opts.readChunkBytes) }));
     }
+    const scanStart = Date.now();
     await this.#scan(true);
+    // Every file there at scanStart has now been seen (opened, matched to a checkpoint, or saved as
+    // born while stopped): the next run may take only files written after this as never seen. Until
+    // now, saves keep the previous run's mark, so a kill during this scan loses nothing.
+    this.#scannedMs = scanStart;
+    this.#dirty = true;
     if (this.#opts.once) return;
     this.#timers.push(setInterval(() => void this.#rotation.poll(), this.#opts.pollIntervalMs));
     this.#timers.push(setInterval(() => this.scanSoon(), this.#opts.scanIntervalMs));
@@ -144,7 +153,7 @@ export class Tailer {
     await this.#refreshFingerprints();
     const now = Date.now();
     const entries = this.#registry.entries(now, this.#opts.forgetAfterMs, (f) => entryOf(f, now));
-    this.#saving = savePositions(file, entries)
+    this.#saving = savePositions(file, entries, this.#scannedMs)
       .then(() => {
         if (this.#saveFailing) this.#deps.events.warn(`positions saved to ${file} again`);
         this.#saveFailing = false;

@@ -2,6 +2,7 @@ import { execFileSync } from 'node:child_process';
 import { appendFile, mkdir, readFile, rename, rm, truncate, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { startFakeElasticsearch } from '../fakes/fake-elasticsearch.ts';
 import { type Doc, Follower, sleep, tempDir } from '../helpers/cli.ts';
 import {
   allDelivered,
@@ -175,6 +176,68 @@ describe('inode reuse (forced on ext4): every line exactly once', () => {
     expect(docs.filter((d) => tokenOf(d)?.startsWith('history-'))).toEqual([]);
     // B's lines carry their offsets in B (document ids derive from them)
     expect(wrongOffsets(t2.docs, second.lines)).toEqual([]);
+  });
+
+  it('two files born and gzipped while stopped, a kill while the first is read and the second waits: both arrive once', async () => {
+    // the 30-minute chaos run (seed 43, third try) lost such files: the waiting one's identity was
+    // saved only when its turn came, and the killed run's saves made it look older than them
+    const es = await startFakeElasticsearch();
+    try {
+      const live = join(logs, '0.log');
+      const rotated = (n: number) => `${live}.20261122-00000${n}`;
+      const positions = join(dir, 'state', 'positions.json');
+      const args = [
+        '--from-beginning',
+        '--positions',
+        positions,
+        '--es',
+        es.url,
+        '--index',
+        'gz',
+        `${live}*`,
+      ];
+      const tok = new TokenLines('queued');
+      const stored = () => es.docs('gz').map((d) => d.source as unknown as Doc);
+      const shipped = async (tokens: readonly string[]) => {
+        for (let i = 0; i < DELIVERY_MS / 50 && !allDelivered(stored(), tokens); i++) await sleep(50);
+      };
+
+      const first = tok.make(10);
+      await writeFile(live, first.text);
+      const t1 = follow(args);
+      await shipped(tokensOf(first));
+      expect(await t1.stop()).toBe(0);
+
+      // while stopped: B and C are born, rotated and gzipped; D is the new 0.log
+      const b = tok.make(3000);
+      await rename(live, rotated(1));
+      await writeFile(live, b.text);
+      await rename(live, rotated(2));
+      execFileSync('gzip', [rotated(2)]);
+      const c = tok.make(20);
+      await writeFile(live, c.text);
+      await rename(live, rotated(3));
+      execFileSync('gzip', [rotated(3)]);
+      const d = tok.make(5);
+      await writeFile(live, d.text);
+
+      // Elasticsearch refuses everything: the first recovery cannot finish, the second waits its turn
+      es.fault({ kind: 'status', status: 503 });
+      const t2 = follow(args);
+      await t2.waitFor(() => /created, rotated and compressed while logferry was stopped/.test(t2.stderr));
+      await sleep(1500);
+      await t2.stop('SIGKILL');
+
+      es.clearFaults();
+      const t3 = follow(args);
+      const all = tokensOf(first, b, c, d);
+      await shipped(all);
+      await sleep(SETTLE_MS);
+      expect(await t3.stop()).toBe(0);
+      expect(notExactlyOnce(stored(), all)).toEqual([]);
+    } finally {
+      await es.close();
+    }
   });
 
   it('restart after a rename rotation, the new 0.log on the inode of a deleted, fully shipped file', async () => {

@@ -1,4 +1,4 @@
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -139,6 +139,21 @@ describe('positions file', () => {
       await savePositions(file, [entry('old', { birthMs: 1.5 }), entry('new', { birthMs: 2.5 })]);
       const loaded = await loadPositions(file);
       expect([...loaded.entries.keys()].sort()).toEqual(['new', 'old']);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it.each([
+    ['the saved first-scan mark', 1_234_567, 1_234_567],
+    ["the file's mtime when there is none (older files)", undefined, 'mtime'],
+  ] as const)('says since when files are new by %s', async (_name, scannedMs, want) => {
+    const dir = await mkdtemp(join(tmpdir(), 'logferry-registry-'));
+    try {
+      const file = join(dir, 'positions.json');
+      await savePositions(file, [entry('a')], scannedMs);
+      const loaded = await loadPositions(file);
+      expect(loaded.savedMs).toBe(want === 'mtime' ? (await stat(file)).mtimeMs : want);
     } finally {
       await rm(dir, { recursive: true, force: true });
     }
