@@ -93,7 +93,8 @@ describe.skipIf(!openssl)('TLS', () => {
         otherCa.cert,
         log,
       ],
-      2000,
+      // long enough for a start and a first failed request on a loaded machine (2 s was not)
+      6000,
     );
     expect(stderr).toMatch(/cannot reach Elasticsearch: .*(self[- ]signed|certificate|verify)/i);
     expect(stderr.split('\n').filter((l) => l.includes('cannot reach'))).toHaveLength(1);

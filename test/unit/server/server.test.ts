@@ -296,6 +296,13 @@ describe('GET /status', () => {
           pendingBatches: 1,
         },
       ],
+      runtime: {
+        pid: process.pid,
+        node: process.version,
+        nodeFlags: process.execArgv,
+        heapLimitBytes: expect.any(Number),
+        mallocArenaMax: process.env.MALLOC_ARENA_MAX ?? null,
+      },
     });
   });
 });
