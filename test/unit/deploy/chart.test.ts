@@ -14,6 +14,7 @@ import {
   parseManifests,
   ROOT,
   readKustomization,
+  readText,
 } from './k8s-files.ts';
 import { CLUSTER_SCOPED, isKnownKind, schemaError, unknownFields } from './k8s-validate.ts';
 
@@ -151,6 +152,23 @@ describe.runIf(HELM !== undefined)('charts/logferry', () => {
 
   it('values.yaml has every value the schema declares, and only those', () => {
     expect(Object.keys(defaults).sort()).toEqual(Object.keys(schema.properties).sort());
+  });
+
+  it('values.yaml has a comment above every top-level value', () => {
+    const lines = readFileSync(join(CHART_DIR, 'values.yaml'), 'utf8').split('\n');
+    const uncommented = lines.flatMap((line, i) =>
+      /^[a-zA-Z]/.test(line) && !lines[i - 1]?.startsWith('#') ? [line.split(':')[0]] : [],
+    );
+    expect(uncommented).toEqual([]);
+  });
+
+  it("docs/deploy.md's Helm table names every top-level value", () => {
+    const doc = readText('docs', 'deploy.md');
+    const table = doc.slice(doc.indexOf('## Helm'), doc.indexOf('**Memory follows the budget**'));
+    const missing = Object.keys(defaults).filter(
+      (k) => !new RegExp(`\\| \`${k}[.\`]|, \`${k}[.\`]`).test(table),
+    );
+    expect(missing).toEqual([]);
   });
 
   it("the schema's config keys are the agent's top-level config keys", () => {
