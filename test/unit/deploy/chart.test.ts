@@ -154,6 +154,37 @@ describe.runIf(HELM !== undefined)('charts/logferry', () => {
     expect(Object.keys(defaults).sort()).toEqual(Object.keys(schema.properties).sort());
   });
 
+  it('the schema refuses unknown keys in every object but the Kubernetes pass-throughs', () => {
+    // Kubernetes structures the chart copies as they are (the API server checks them) and the agent's
+    // config sections (the agent checks them at start, and the tests below run its loader on them).
+    const OPEN = new Set([
+      'config.*',
+      'extraEnv[].valueFrom',
+      'extraVolumes[]',
+      'affinity.nodeAffinity',
+      'affinity.podAffinity',
+      'affinity.podAntiAffinity',
+    ]);
+    type Node = {
+      type?: string;
+      properties?: Record<string, Node>;
+      items?: Node;
+      additionalProperties?: unknown;
+    };
+    const open: string[] = [];
+    const walk = (node: Node, at: string): void => {
+      if (node.type === 'object' && node.additionalProperties !== false) {
+        const typedMap = typeof node.additionalProperties === 'object';
+        if (!typedMap && !OPEN.has(at)) open.push(at);
+      }
+      for (const [k, child] of Object.entries(node.properties ?? {}))
+        walk(child, at === '' ? k : at.startsWith('config') ? 'config.*' : `${at}.${k}`);
+      if (node.items) walk(node.items, `${at}[]`);
+    };
+    walk(schema as Node, '');
+    expect(open).toEqual([]);
+  });
+
   it('values.yaml has a comment above every top-level value', () => {
     const lines = readFileSync(join(CHART_DIR, 'values.yaml'), 'utf8').split('\n');
     const uncommented = lines.flatMap((line, i) =>
