@@ -90,6 +90,9 @@ would contradict them, and host paths the agent could not see, with one line nam
 {{- $_ := set $http "addr" (printf "%s:%d" .Values.http.host (int .Values.http.port)) -}}
 {{- $_ := set $cfg "http" $http -}}
 {{- if eq .Values.output.type "opensearch" -}}
+{{- if not .Values.output.urls -}}
+{{- fail "output.type opensearch needs output.urls: the OpenSearch nodes' URLs" -}}
+{{- end -}}
 {{- $_ := set $output "type" "opensearch" -}}
 {{- $_ := set $output "os" .Values.output.urls -}}
 {{- else -}}

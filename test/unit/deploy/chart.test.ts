@@ -490,7 +490,7 @@ describe.runIf(HELM !== undefined)('charts/logferry', () => {
     });
   });
 
-  describe('refuses bad values with one line naming them', () => {
+  describe('refuses bad values, naming them', () => {
     it.each([
       ['an unknown value', { replicas: 2 }, 'replicas'],
       ['an unknown nested value', { image: { tga: 'x' } }, 'tga'],
@@ -540,6 +540,11 @@ describe.runIf(HELM !== undefined)('charts/logferry', () => {
         'a grace period under the shutdown timeout',
         { terminationGracePeriodSeconds: 20 },
         'terminationGracePeriodSeconds 20 must exceed config.shutdownTimeoutMs (25000 ms)',
+      ],
+      [
+        'OpenSearch without URLs',
+        { output: { type: 'opensearch', urls: [] } },
+        'output.type opensearch needs output.urls',
       ],
       [
         'a Secret to create without credentials',
