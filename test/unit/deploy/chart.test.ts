@@ -1,4 +1,6 @@
-import { readFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { homedir, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { parse as parseYaml } from 'yaml';
@@ -27,6 +29,42 @@ import { CLUSTER_SCOPED, isKnownKind, schemaError, unknownFields } from './k8s-v
 
 it.runIf(HELM_REQUIRED)('helm is available (LOGFERRY_REQUIRE_HELM=1: run scripts/helm.sh)', () => {
   expect(HELM).toBeDefined();
+});
+
+describe('scripts/helm.sh', () => {
+  const script = join(ROOT, 'scripts', 'helm.sh');
+  const run = (args: string[], cacheDir: string) =>
+    spawnSync('bash', [script, ...args], {
+      encoding: 'utf8',
+      env: { ...process.env, LOGFERRY_HELM_CACHE_DIR: cacheDir },
+    });
+
+  it('`path` finds nothing in an empty cache, and never builds', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'logferry-helm-cache-'));
+    try {
+      const r = run(['path'], dir);
+      expect(r.status).toBe(1);
+      expect(r.stdout).toBe('');
+      expect(readdirSync(dir)).toEqual([]);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('refuses an unknown argument in one line naming it', () => {
+    const r = run(['--bogus'], tmpdir());
+    expect(r.status).toBe(1);
+    expect(r.stderr.trim()).toBe(
+      "helm.sh: unknown argument '--bogus': use no argument (build and print the path) or 'path'",
+    );
+  });
+
+  it.runIf(HELM !== undefined && process.env.LOGFERRY_HELM === undefined)(
+    '`path` prints the cached helm',
+    () => {
+      expect(run(['path'], join(homedir(), '.cache', 'logferry-helm')).stdout.trim()).toBe(HELM);
+    },
+  );
 });
 
 const pkg = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { version: string };
