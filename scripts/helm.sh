@@ -7,8 +7,9 @@
 # Helm is not packaged for these machines and no other download is reachable, but Go and its module
 # proxy are: `go install helm.sh/helm/v4/cmd/helm@<version>` with GOBIN pointing into the cache.
 # The cache is keyed by version (~/.cache/logferry-helm/<version>/helm), as Node and Elasticsearch are,
-# so a warm CI does not build again. A build takes minutes on a fresh machine (module download + compile)
-# and a few seconds when Go's own caches are warm.
+# so a warm CI does not build again. Measured (v4.3.2, go1.26.8): compiling with an empty Go build cache
+# costs about 320 CPU-seconds (~3 minutes on 2 idle cores; 18-22 minutes on a machine shared with five
+# other builds) and 1.2 GB peak RSS, plus the module download; relinking with warm Go caches, ~20 s.
 set -euo pipefail
 
 HELM_VERSION="${LOGFERRY_HELM_VERSION:-v4.3.2}"
