@@ -582,6 +582,11 @@ describe.runIf(HELM !== undefined)('charts/logferry rendered by helm', () => {
         'terminationGracePeriodSeconds 20 must exceed config.shutdownTimeoutMs (25000 ms)',
       ],
       [
+        'a pod label that is a selector label',
+        { podLabels: { 'app.kubernetes.io/component': 'x' } },
+        'podLabels.app.kubernetes.io/component would change a label the DaemonSet and Service select the pods by',
+      ],
+      [
         'OpenSearch without URLs',
         { output: { type: 'opensearch', urls: [] } },
         'output.type opensearch needs output.urls',
