@@ -347,7 +347,8 @@ describe('faults (fake Elasticsearch)', () => {
         `http://elastic:s3cr3t-pw@${url.host}`,
         log,
       ],
-      2000,
+      // long enough for a start and a failed request on a loaded machine
+      6000,
     );
     await fake.restart();
     expect(stderr).toMatch(/cannot reach Elasticsearch/);
