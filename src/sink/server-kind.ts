@@ -105,7 +105,7 @@ export function checkServer(identity: ServerIdentity, expected: OutputKind, url:
       return {
         ok: false,
         permanent: true,
-        message: `${url} is neither Elasticsearch nor OpenSearch (GET / answered ${identity.detail}): point ${HOW_TO[expected]} at a ${want} node`,
+        message: `${url} is neither Elasticsearch nor OpenSearch (GET / answered ${identity.detail}): point ${HOW_TO[expected]} at an ${want} node`,
       };
   }
 }

@@ -640,7 +640,8 @@ export class ElasticsearchSink implements Sink {
     this.#lastError = message;
     if (this.#state === state) return;
     this.#state = state;
-    if (state === 'wrong-server') this.#log.error(`output: ${message}; nothing is sent to it until it is`);
+    if (state === 'wrong-server')
+      this.#log.error(`output: ${message}; nothing is sent there until GET / finds ${this.#product}`);
     else if (state === 'unauthorized') this.#log.error(`output: ${message}; retrying with backoff`);
     else this.#log.warn(`output: ${message}; retrying with backoff`);
   }
