@@ -281,12 +281,10 @@ export async function createOutput(
     config.kind === 'opensearch'
       ? await createOpenSearchOutput(config, log)
       : await createElasticsearchOutput(config, log);
-  if (opts.wrongServerIsUsageError === true && output.transport.identify !== undefined) {
+  if (opts.wrongServerIsUsageError === true) {
     // `tail`: a wrong server is a wrong flag; say so and exit 2 instead of waiting on it. One that
     // cannot be reached yet is the sink's to retry (it asks again before its first bulk request).
-    const { checkServer, identifyServer } = await import('../sink/server-kind.ts');
-    const { url, response } = await output.transport.identify();
-    const verdict = checkServer(identifyServer(response), config.kind, redactCredentials(url));
+    const verdict = await output.sink.checkServer({ quiet: true });
     if (!verdict.ok && verdict.permanent) {
       await output.transport.close();
       throw new UsageError(verdict.message);

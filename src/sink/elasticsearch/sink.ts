@@ -145,15 +145,16 @@ export class ElasticsearchSink implements Sink {
    * Asks the server what it is (`GET /`) unless that is known. A wrong kind of server is logged once
    * (state wrong-server: not ready) and no bulk is sent to it; an unreachable one is retried as usual.
    */
-  checkServer(): Promise<ServerVerdict> {
+  checkServer(opts: { quiet?: boolean } = {}): Promise<ServerVerdict> {
     if (this.#verified) return Promise.resolve({ ok: true, found: this.#product });
-    this.#verifying ??= this.#identify().finally(() => {
+    this.#verifying ??= this.#identify(opts.quiet === true).finally(() => {
       this.#verifying = undefined;
     });
     return this.#verifying;
   }
 
-  async #identify(): Promise<ServerVerdict> {
+  /** quiet: a wrong server is only returned (`tail` turns it into a usage error) */
+  async #identify(quiet: boolean): Promise<ServerVerdict> {
     const { url, response } = await this.#transport.identify!();
     const verdict = checkServer(
       identifyServer(response),
@@ -165,6 +166,7 @@ export class ElasticsearchSink implements Sink {
       if (this.#state === 'wrong-server') this.#recovered();
     } else if (verdict.permanent) {
       this.counters.wrongServer++;
+      if (quiet) return verdict;
       this.#trouble('wrong-server', verdict.message);
     } else {
       this.#trouble('retrying', verdict.message);
