@@ -208,7 +208,7 @@ cmd_start() {
     OPENSEARCH_JAVA_HOME="$java_home" \
     OPENSEARCH_PATH_CONF="$STATE_DIR/config" \
     OPENSEARCH_JAVA_OPTS="-Xms$HEAP -Xmx$HEAP ${LOGFERRY_OS_JAVA_OPTS:-}" \
-    "$home/bin/opensearch" -d -p "$PID_FILE" </dev/null >"$STATE_DIR/launcher.log" 2>&1 || {
+    "$home/bin/opensearch" -d -p "$PID_FILE" </dev/null >"$STATE_DIR/launcher.log" 2>&1 9>&- || {
     log 'launcher failed:'
     tail -n 50 "$STATE_DIR/launcher.log" >&2 || true
     tail -n 80 "$STATE_DIR/logs/logferry-test.log" >&2 2>/dev/null || true
@@ -281,7 +281,8 @@ main() {
   case "$cmd" in
   start | stop)
     mkdir -p "$STATE_DIR"
-    # Two CI steps starting at once must not race for the same state dir.
+    # Two CI steps starting at once must not race for the same state dir. (The node is started with
+    # this descriptor closed: a daemon holding it would block every later start and stop.)
     exec 9>"$STATE_DIR/.lock"
     flock -w 180 9 || die "another start/stop holds $STATE_DIR/.lock"
     "cmd_$cmd"

@@ -329,6 +329,8 @@ describe('the server check (fakes)', () => {
         '50',
         '--retry-max-ms',
         '200',
+        '--shutdown-timeout',
+        '500',
       ],
       { stdio: ['ignore', 'ignore', 'pipe'] },
     );
