@@ -138,6 +138,24 @@ describe.skipIf(realUrl === undefined)('shipping to a real OpenSearch at LOGFERR
     expect(hit.body.hits.hits).toHaveLength(1);
   });
 
+  it('flat_object indexes leaves up to 32,766 bytes: a longer one sends its document to the dead-letter index whole', async () => {
+    const log = join(dir, '0.log');
+    const big = 'x'.repeat(40_000);
+    await writeFile(
+      log,
+      [criLine(1, JSON.stringify({ user: 'a', blob: big })), criLine(2, '{"n":1}')].join(''),
+    );
+    const index = uniqueIndex('leaf');
+    const dlq = uniqueIndex('leafdlq');
+    const res = await ship(log, index, ['--manage-templates', '--dlq-index', dlq]);
+    expect(res.stderr).toMatch(/1 stored, 0 already stored, 1 dead-lettered, 0 dropped/);
+    expect(res.code).toBe(0);
+    const dead = [...(await docs(dlq)).values()];
+    expect(dead).toHaveLength(1);
+    expect(JSON.parse(String(dead[0]!.message)).json.blob).toBe(big);
+    expect(String((dead[0]!.error as { message: string }).message)).toContain('immense term');
+  });
+
   it('without templates, a mapping conflict sends the document to the dead-letter index, with the reason', async () => {
     const log = join(dir, '0.log');
     await writeFile(
