@@ -7,6 +7,7 @@ import type {
   ElasticsearchSink,
   ElasticsearchSinkOptions,
 } from '../sink/elasticsearch/sink.ts';
+import type { TemplateApi } from '../sink/elasticsearch/templates.ts';
 import type { OpenSearchConnectionOptions } from '../sink/opensearch/client.ts';
 import type { OutputKind } from '../sink/server-kind.ts';
 import { StreamSink } from '../sink/stdout.ts';
@@ -281,63 +282,70 @@ export async function createOutput(
     config.kind === 'opensearch'
       ? await createOpenSearchOutput(config, log)
       : await createElasticsearchOutput(config, log);
-  if (opts.wrongServerIsUsageError === true) {
-    // `tail`: a wrong server is a wrong flag; say so and exit 2 instead of waiting on it. One that
-    // cannot be reached yet is the sink's to retry (it asks again before its first bulk request).
-    const verdict = await output.sink.checkServer({ quiet: true });
-    if (!verdict.ok && verdict.permanent) {
-      await output.transport.close();
-      throw new UsageError(verdict.message);
-    }
+  // The server check comes first, so that neither templates nor documents go to the wrong kind of
+  // server. `tail`: a wrong server is a wrong flag, said once, exit 2. The agent: logged once, not
+  // ready, checked again later (the sink). An unreachable one is the sink's to retry.
+  const tail = opts.wrongServerIsUsageError === true;
+  const verdict = await output.sink.checkServer({ quiet: tail });
+  if (!verdict.ok && verdict.permanent && tail) {
+    await output.transport.close();
+    throw new UsageError(verdict.message);
   }
-  // the agent: the check runs now, so that /readyz tells a wrong server before any log line is shipped
-  else void output.sink.checkServer();
+  if (config.manageTemplates && (verdict.ok || !verdict.permanent)) {
+    const { installTemplates } = await import('../sink/elasticsearch/templates.ts');
+    await installTemplates(
+      output.templates,
+      [config.sink.index, config.sink.dlqIndex],
+      log,
+      config.mergeKey,
+      output.mergeKeyMapping,
+    );
+  }
   return { sink: output.sink, elasticsearch: output.sink };
 }
 
 interface BuiltOutput {
   sink: ElasticsearchSink;
   transport: BulkTransport;
+  templates: TemplateApi;
+  /** the merge key's mapping in the templates (default: `flattened`) */
+  mergeKeyMapping?: Record<string, unknown> | undefined;
 }
 
 async function createElasticsearchOutput(config: OutputConfig, log: Logger): Promise<BuiltOutput> {
   const [
     { clientTransport, createClient },
     { ElasticsearchSink },
-    { elasticsearchTemplateApi, installTemplates },
+    { elasticsearchTemplateApi },
+    { elasticsearchIdentify },
   ] = await Promise.all([
     import('../sink/elasticsearch/client.ts'),
     import('../sink/elasticsearch/sink.ts'),
     import('../sink/elasticsearch/templates.ts'),
+    import('../sink/elasticsearch/identify.ts'),
   ]);
-  const { elasticsearchIdentify } = await import('../sink/elasticsearch/identify.ts');
   let client: ReturnType<typeof createClient>;
   try {
     client = createClient(config.connection);
   } catch (err) {
     throw new UsageError(`Elasticsearch client: ${(err as Error).message}`);
   }
-  if (config.manageTemplates) {
-    await installTemplates(
-      elasticsearchTemplateApi(client),
-      [config.sink.index, config.sink.dlqIndex],
-      log,
-      config.mergeKey,
-    );
-  }
   const transport = {
     ...clientTransport(client, config.connection.pipeline),
     identify: elasticsearchIdentify(client, config.connection.requestTimeoutMs),
   };
-  return { sink: new ElasticsearchSink(config.sink, transport, log), transport };
+  return {
+    sink: new ElasticsearchSink(config.sink, transport, log),
+    transport,
+    templates: elasticsearchTemplateApi(client),
+  };
 }
 
 /** The same sink over the OpenSearch client; the templates map the merge key as `flat_object`. */
 async function createOpenSearchOutput(config: OutputConfig, log: Logger): Promise<BuiltOutput> {
-  const [client, { ElasticsearchSink }, { installTemplates }, { FLAT_OBJECT }] = await Promise.all([
+  const [client, { ElasticsearchSink }, { FLAT_OBJECT }] = await Promise.all([
     import('../sink/opensearch/client.ts'),
     import('../sink/elasticsearch/sink.ts'),
-    import('../sink/elasticsearch/templates.ts'),
     import('../sink/opensearch/templates.ts'),
   ]);
   let os: Awaited<ReturnType<typeof client.createOpenSearchClient>>;
@@ -354,14 +362,10 @@ async function createOpenSearchOutput(config: OutputConfig, log: Logger): Promis
   const transport = client.openSearchTransport(os, config.connection.pipeline);
   // Serverless collections answer no GET / to identify them by: no server check there
   if (config.connection.aws?.service === 'aoss') delete transport.identify;
-  if (config.manageTemplates) {
-    await installTemplates(
-      client.openSearchTemplateApi(os),
-      [config.sink.index, config.sink.dlqIndex],
-      log,
-      config.mergeKey,
-      FLAT_OBJECT,
-    );
-  }
-  return { sink: new ElasticsearchSink(config.sink, transport, log), transport };
+  return {
+    sink: new ElasticsearchSink(config.sink, transport, log),
+    transport,
+    templates: client.openSearchTemplateApi(os),
+    mergeKeyMapping: FLAT_OBJECT,
+  };
 }
