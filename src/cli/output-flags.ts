@@ -285,8 +285,15 @@ export async function createOutput(
   // The server check comes first, so that neither templates nor documents go to the wrong kind of
   // server. `tail`: a wrong server is a wrong flag, said once, exit 2. The agent: logged once, not
   // ready, checked again later (the sink). An unreachable one is the sink's to retry.
+  // Without templates to install the agent does not wait for the answer: a node that swallows
+  // packets would hold its health server back for a whole request timeout.
   const tail = opts.wrongServerIsUsageError === true;
-  const verdict = await output.sink.checkServer({ quiet: tail });
+  const check = output.sink.checkServer({ quiet: tail });
+  if (!tail && !config.manageTemplates) {
+    void check;
+    return { sink: output.sink, elasticsearch: output.sink };
+  }
+  const verdict = await check;
   if (!verdict.ok && verdict.permanent && tail) {
     await output.transport.close();
     throw new UsageError(verdict.message);
