@@ -222,6 +222,65 @@ describe.skipIf(realUrl === undefined)('shipping to a real OpenSearch at LOGFERR
     expect(seqs[seq - 1]).toBe(seq - 1);
   });
 
+  it('the agent: after SIGKILLs mid-stream and restarts, OpenSearch holds every line exactly once', async () => {
+    const podDir = join(dir, 'pods', 'shop_web-1_0f3c2a91', 'web');
+    await mkdir(podDir, { recursive: true });
+    const log = join(podDir, '0.log');
+    await writeFile(log, '');
+    const index = uniqueIndex('agent');
+    let seq = 0;
+    let writing = true;
+    const writer = (async () => {
+      while (writing) {
+        let text = '';
+        for (let i = 0; i < 10; i++) text += criLine(seq, `seq=${seq++} ${'a'.repeat(40)}`);
+        await appendFile(log, text);
+        await sleep(10);
+      }
+    })();
+    const args = [
+      'agent',
+      '--pods-dir',
+      join(dir, 'pods'),
+      '--state-dir',
+      join(dir, 'state'),
+      '--node-name',
+      'n1',
+      '--no-kube',
+      '--output',
+      'opensearch',
+      '--os',
+      realUrl!,
+      '--index',
+      index,
+      '--http-addr',
+      '127.0.0.1:0',
+      '--flush-ms',
+      '50',
+      '--poll-interval-ms',
+      '50',
+      '--batch-docs',
+      '200',
+    ];
+    for (let round = 0; round < 3; round++) {
+      const child = spawn(process.execPath, [BIN, ...args], { stdio: 'ignore' });
+      await sleep(1500 + Math.floor(Math.random() * 1000));
+      child.kill('SIGKILL');
+      await new Promise((r) => child.on('close', r));
+    }
+    writing = false;
+    await writer;
+    const last = await runCli([...args, '--once'], { timeoutMs: 120_000 });
+    expect(last.code).toBe(0);
+    const stored = [...(await docs(index)).values()];
+    const seqs = stored.map(seqOf).sort((a, b) => a - b);
+    expect(seqs.length).toBe(seq);
+    expect(new Set(seqs).size).toBe(seq);
+    expect(seqs[seq - 1]).toBe(seq - 1);
+    // the agent's documents carry the pod reference from the path
+    expect(stored[0]).toMatchObject({ kubernetes: { namespace: 'shop', pod: { name: 'web-1' } } });
+  });
+
   async function writeRejections(): Promise<number> {
     const res = await client.transport.request({ method: 'GET', path: '/_nodes/stats/thread_pool' });
     let n = 0;
