@@ -100,7 +100,7 @@ export function checkServer(identity: ServerIdentity, expected: OutputKind, url:
     case 'forbidden':
       return { ok: true, found: `a server that refuses GET / (HTTP ${identity.status})` };
     case 'unavailable':
-      return { ok: false, permanent: false, message: `cannot reach ${want} at ${url}: ${identity.detail}` };
+      return { ok: false, permanent: false, message: `cannot reach ${want}: ${identity.detail}` };
     case 'other':
       return {
         ok: false,

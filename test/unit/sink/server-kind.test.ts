@@ -122,7 +122,7 @@ describe('checkServer', () => {
     [
       { kind: 'unavailable', detail: 'HTTP 503' },
       'elasticsearch',
-      { ok: false, permanent: false, text: `cannot reach Elasticsearch at ${url}: HTTP 503` },
+      { ok: false, permanent: false, text: `cannot reach Elasticsearch: HTTP 503` },
     ],
     [
       { kind: 'forbidden', status: 403 },
