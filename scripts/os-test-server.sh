@@ -17,7 +17,7 @@ CACHE_DIR="${LOGFERRY_OS_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/logferry-os}
 # Data, logs and config live apart from the unpacked distribution so the distribution stays read-only and
 # every `start` begins with an empty cluster.
 STATE_DIR="${LOGFERRY_OS_STATE_DIR:-${TMPDIR:-/tmp}/logferry-os-$(id -u)}"
-OS_USER="${LOGFERRY_OS_USER:-logferry-os}"
+OS_USER="${LOGFERRY_OS_SYSTEM_USER:-logferry-os}"
 HTTP_PORTS="${LOGFERRY_OS_PORT:-9500-9549}"
 HEAP="${LOGFERRY_OS_HEAP:-512m}"
 START_TIMEOUT_S="${LOGFERRY_OS_START_TIMEOUT_S:-120}"
