@@ -334,6 +334,32 @@ describe.skipIf(realUrl === undefined)('shipping to a real OpenSearch at LOGFERR
   });
 });
 
+const realEsUrl = process.env.LOGFERRY_TEST_ES_URL;
+
+describe.skipIf(realEsUrl === undefined)(
+  'the OpenSearch output at a real Elasticsearch (LOGFERRY_TEST_ES_URL)',
+  () => {
+    it('names it (its integ-test zip answers GET / with 405 and the product header) and exits 2', async () => {
+      const log = join(dir, '0.log');
+      await writeFile(log, criLine(1, 'x'));
+      const res = await runCli([
+        'tail',
+        '--once',
+        '--from-beginning',
+        '--output',
+        'opensearch',
+        '--os',
+        realEsUrl!,
+        log,
+      ]);
+      expect(res.code).toBe(2);
+      expect(res.stderr).toMatch(
+        /^logferry: http:\/\/127\.0\.0\.1:\d+ is Elasticsearch, not OpenSearch: to ship to it, use --es URL \(config: output\.es\)\n$/,
+      );
+    });
+  },
+);
+
 describe('the server check (fakes)', () => {
   let es: FakeElasticsearch;
   let os: FakeOpenSearch;
