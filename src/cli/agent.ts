@@ -45,10 +45,15 @@ function getter(values: ConfigValues): Get {
 /** The agent's output settings through the same validation as `tail`'s flags. */
 function agentOutput(get: Get, hostName: string): OutputConfig | undefined {
   const es = get<string[]>('output.es');
+  const os = get<string[]>('output.os');
   const str = (v: unknown) => (v === undefined ? undefined : String(v));
   const config = outputConfig(
     {
+      output: get<string>('output.type'),
       es: es.length > 0 ? es.join(',') : undefined,
+      os: os.length > 0 ? os.join(',') : undefined,
+      'os-aws-region': get<string | undefined>('output.awsRegion'),
+      'os-aws-service': get<string | undefined>('output.awsService'),
       index: get<string>('output.index'),
       'dlq-index': get<string>('output.dlqIndex'),
       pipeline: get<string | undefined>('output.pipeline'),
@@ -222,7 +227,11 @@ export async function runAgent(argv: string[]): Promise<number> {
     budget: pipeline.budget,
     files: () => pipeline.tailer.status(),
     metadata: () => pods.status(),
-    output: () => ({ healthy: elasticsearch === undefined || elasticsearch.state !== 'retrying' }),
+    output: () => ({
+      healthy:
+        elasticsearch === undefined ||
+        (elasticsearch.state !== 'retrying' && elasticsearch.state !== 'wrong-server'),
+    }),
   });
   if (elasticsearch !== undefined) elasticsearch.counters.observeRequest = metrics.observeRequest;
   const startedMs = Date.now();
@@ -230,7 +239,8 @@ export async function runAgent(argv: string[]): Promise<number> {
     waitingBytes: () => pipeline.budget.used,
     bufferLimitBytes: pipeline.budget.limit,
     lastProgressMs: () => pipeline.budget.lastReleaseMs,
-    output: () => (elasticsearch === undefined ? stdoutOutput() : elasticsearchOutput(elasticsearch)),
+    output: () =>
+      elasticsearch === undefined ? stdoutOutput() : elasticsearchOutput(elasticsearch, output?.kind),
     metadata: () => pods.status(),
     files: () => pipeline.tailer.status(),
     startedMs,
@@ -246,7 +256,7 @@ export async function runAgent(argv: string[]): Promise<number> {
   log.info(`logferry ${version()} agent started`, {
     http: address,
     podsDir: get<string>('podsDir'),
-    output: elasticsearch === undefined ? 'stdout' : 'elasticsearch',
+    output: output?.kind ?? 'stdout',
     kube: get<boolean>('kube.enabled'),
   });
 

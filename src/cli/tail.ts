@@ -220,10 +220,15 @@ export async function runTail(argv: string[]): Promise<number> {
   const stopSignal = new Promise<void>((resolve) => {
     stopRequested = resolve;
   });
-  const { sink, elasticsearch } = await createOutput(cmd.output, log, (err) => {
-    fatal = err;
-    stopRequested?.();
-  });
+  const { sink, elasticsearch } = await createOutput(
+    cmd.output,
+    log,
+    (err) => {
+      fatal = err;
+      stopRequested?.();
+    },
+    { wrongServerIsUsageError: true },
+  );
   const transforms = new RecordTransforms(cmd.records, { warn: (m) => log.warn(m) });
   const work =
     cmd.workers === 0

@@ -387,6 +387,40 @@ export const AGENT_OPTIONS: readonly OptionSpec[] = [
   },
   // --- output ---
   {
+    key: 'output.type',
+    flag: 'output',
+    type: 'enum',
+    choices: ['auto', 'stdout', 'elasticsearch', 'opensearch'],
+    default: 'auto',
+    description:
+      'where documents go; auto: Elasticsearch when output.es is set, OpenSearch when output.os is, else stdout',
+  },
+  {
+    key: 'output.os',
+    flag: 'os',
+    type: 'list',
+    default: [],
+    description:
+      'OpenSearch URLs (comma-separated on the command line); the other output.* keys apply to it too (docs/opensearch.md)',
+  },
+  {
+    key: 'output.awsRegion',
+    flag: 'os-aws-region',
+    type: 'string',
+    default: undefined,
+    description:
+      'Amazon OpenSearch Service: sign requests with AWS SigV4 for this region; credentials from the AWS SDK default chain (IRSA)',
+  },
+  {
+    key: 'output.awsService',
+    flag: 'os-aws-service',
+    type: 'enum',
+    choices: ['es', 'aoss'],
+    default: undefined,
+    description:
+      'the SigV4 service name: es for a managed domain (the default with output.awsRegion), aoss for Serverless',
+  },
+  {
     key: 'output.es',
     flag: 'es',
     type: 'list',

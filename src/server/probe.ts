@@ -4,7 +4,7 @@ import type { FileStatus } from '../source/tailer.ts';
 
 /** How the output is doing, as the health endpoints and /status see it. */
 export interface OutputStatus {
-  kind: 'elasticsearch' | 'stdout';
+  kind: 'elasticsearch' | 'opensearch' | 'stdout';
   /** the sink's own state word, shown as is (e.g. 'ok', 'retrying') */
   state: string;
   /** the output can deliver now; readiness reports it and liveness only suspects a stall while it holds */
@@ -42,12 +42,15 @@ export interface AgentProbe {
  * with no logs yet must still become ready, and an unreachable cluster shows up as 'retrying' at the
  * first request.
  */
-export function elasticsearchOutput(sink: {
-  readonly state: OutputState;
-  readonly lastError: string | undefined;
-}): OutputStatus {
+export function elasticsearchOutput(
+  sink: {
+    readonly state: OutputState;
+    readonly lastError: string | undefined;
+  },
+  kind: 'elasticsearch' | 'opensearch' = 'elasticsearch',
+): OutputStatus {
   return {
-    kind: 'elasticsearch',
+    kind,
     state: sink.state,
     healthy: sink.state === 'ok' || sink.state === 'idle',
     lastError: sink.lastError,

@@ -13,6 +13,8 @@ export class SinkCounters {
   /** bulk requests sent, and those that failed as a whole */
   requests = 0;
   requestFailures = 0;
+  /** server checks (GET /) that found another kind of server than the output's */
+  wrongServer = 0;
   /** request bodies split after 413 / whole-request 400 */
   splits = 0;
   bytesSent = 0;

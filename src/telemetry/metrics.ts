@@ -159,6 +159,11 @@ export function createMetrics(sources: MetricsSources): Metrics {
       () => sink.requestFailures,
     );
     counter('bulk_request_splits_total', 'Bulk request bodies split after 413 or 400.', () => sink.splits);
+    counter(
+      'output_wrong_server_total',
+      'Server checks (GET /) that found another product than the output ships to (no bulk is sent to it).',
+      () => sink.wrongServer,
+    );
     counter('output_bytes_total', 'Bulk request body bytes sent.', () => sink.bytesSent);
     gauge('inflight_requests', 'Bulk requests in flight.', () => sink.inFlight);
     gauge(

@@ -3,14 +3,29 @@ import { errorMessage, redactCredentials } from '../../errors.ts';
 import type { DocumentAction, RecordBatch, Sink, SourceFile } from '../../pipeline/types.ts';
 import type { Logger } from '../../telemetry/logger.ts';
 import { SinkCounters } from '../counters.ts';
+import {
+  checkServer,
+  identifyServer,
+  type OutputKind,
+  type RootResponse,
+  type ServerVerdict,
+} from '../server-kind.ts';
 import { backoffMs } from './backoff.ts';
 import { actionLine, deadLetterDocument, documentId, type IndexTemplate } from './encode.ts';
 import { type BulkItemResult, bulkItems, classifyItem, classifyRequest } from './response.ts';
 
-/** The one I/O seam of the output: send a bulk body, get the status and parsed body back. */
+/**
+ * The one I/O seam of the output: send a bulk body, get the status and parsed body back. The
+ * Elasticsearch and OpenSearch outputs are this sink over two adapters of this interface.
+ */
 export interface BulkTransport {
   /** Resolves with the HTTP status and body; rejects only when there was no HTTP response. */
   bulk(body: Buffer): Promise<{ status: number; body: unknown }>;
+  /**
+   * `GET /` on a node, to learn which kind of server it is (server-kind.ts); never rejects. Without it
+   * the server is taken to be the right one.
+   */
+  identify?(): Promise<{ url: string; response: RootResponse }>;
   close(): Promise<void>;
 }
 
@@ -28,9 +43,14 @@ export interface ElasticsearchSinkOptions {
   hostName?: string | undefined;
   /** the ingest pipeline requests go through (dead letters bypass it) */
   pipeline?: string | undefined;
+  /** the product the output ships to, for the server check and the log lines (default elasticsearch) */
+  kind?: OutputKind | undefined;
 }
 
-export type OutputState = 'idle' | 'ok' | 'retrying' | 'unauthorized';
+/** wrong-server: `GET /` found another product; no bulk is sent, the check is repeated slowly */
+export type OutputState = 'idle' | 'ok' | 'retrying' | 'unauthorized' | 'wrong-server';
+
+const PRODUCT_NAME: Record<OutputKind, string> = { elasticsearch: 'Elasticsearch', opensearch: 'OpenSearch' };
 
 /** A record batch in the output, or a dead-letter document standing in for one of its documents. */
 interface Entry {
@@ -71,7 +91,7 @@ function pushDoc(work: Work, entry: Entry, i: number): void {
 }
 
 /**
- * Ships batches to Elasticsearch with `_bulk` `create`: a request goes out at `batchDocs`
+ * Ships batches to Elasticsearch or OpenSearch (`kind`) with `_bulk` `create`: a request goes out at `batchDocs`
  * documents, `batchBytes` characters or `flushMs` after the first queued document; up to
  * `concurrency` requests are in flight. Each request retries until every one of its documents is
  * stored or dead-lettered: whole-request failures are retried with the same body, per-item 429/5xx
@@ -102,6 +122,10 @@ export class ElasticsearchSink implements Sink {
   readonly #spareBodies: Buffer[] = [];
   readonly #bodyOwners = new WeakMap<Buffer, Buffer>();
   #lastError: string | undefined;
+  /** GET / found the right kind of server since the last connection failure */
+  #verified = false;
+  #verifying: Promise<ServerVerdict> | undefined;
+  readonly #product: string;
 
   constructor(
     opts: ElasticsearchSinkOptions,
@@ -113,6 +137,41 @@ export class ElasticsearchSink implements Sink {
     this.#transport = transport;
     this.#log = log;
     this.#random = random;
+    this.#product = PRODUCT_NAME[opts.kind ?? 'elasticsearch'];
+    if (transport.identify === undefined) this.#verified = true;
+  }
+
+  /**
+   * Asks the server what it is (`GET /`) unless that is known. A wrong kind of server is logged once
+   * (state wrong-server: not ready) and no bulk is sent to it; an unreachable one is retried as usual.
+   */
+  checkServer(opts: { quiet?: boolean } = {}): Promise<ServerVerdict> {
+    if (this.#verified) return Promise.resolve({ ok: true, found: this.#product });
+    this.#verifying ??= this.#identify(opts.quiet === true).finally(() => {
+      this.#verifying = undefined;
+    });
+    return this.#verifying;
+  }
+
+  /** quiet: a wrong server is only returned (`tail` turns it into a usage error) */
+  async #identify(quiet: boolean): Promise<ServerVerdict> {
+    const { url, response } = await this.#transport.identify!();
+    const verdict = checkServer(
+      identifyServer(response),
+      this.#opts.kind ?? 'elasticsearch',
+      redactCredentials(url),
+    );
+    if (verdict.ok) {
+      this.#verified = true;
+      if (this.#state === 'wrong-server') this.#recovered();
+    } else if (verdict.permanent) {
+      this.counters.wrongServer++;
+      if (quiet) return verdict;
+      this.#trouble('wrong-server', verdict.message);
+    } else {
+      this.#trouble('retrying', verdict.message);
+    }
+    return verdict;
   }
 
   /** ok: the last request got through; retrying: connection/5xx/429 trouble; unauthorized: 401/403 */
@@ -298,6 +357,17 @@ export class ElasticsearchSink implements Sink {
     let attempt = 0;
     let body: Buffer | undefined;
     while (work.length > 0 && !this.#aborted) {
+      if (!this.#verified) {
+        const verdict = await this.checkServer();
+        if (this.#aborted) return;
+        if (!verdict.ok) {
+          // a request that cannot succeed is not sent; the check is repeated at the backoff's cap
+          this.counters.retried += countOf(work);
+          if (verdict.permanent) await this.#sleep(this.#opts.retryMaxMs);
+          else await this.#backoff(attempt++);
+          continue;
+        }
+      }
       body ??= this.#encodeBody(work, this.#bodyBuffer());
       const started = process.hrtime.bigint();
       let status: number | undefined;
@@ -338,6 +408,10 @@ export class ElasticsearchSink implements Sink {
       }
 
       this.counters.requestFailures++;
+      // no answer, or one no bulk endpoint gives (404/405/406: another server took the address):
+      // ask what the server is before the next attempt
+      if (status === undefined || status === 404 || status === 405 || status === 406)
+        this.#verified = this.#transport.identify === undefined;
       const outcome = classifyRequest(status);
       if (outcome === 'split') {
         await this.#split(work, status!, resBody);
@@ -346,13 +420,13 @@ export class ElasticsearchSink implements Sink {
       if (outcome === 'auth') {
         this.#trouble(
           'unauthorized',
-          `Elasticsearch refused the credentials (HTTP ${status}): ${reasonOf(resBody)}`,
+          `${this.#product} refused the credentials (HTTP ${status}): ${reasonOf(resBody)}`,
         );
       } else {
         this.#trouble(
           'retrying',
           status === undefined
-            ? `cannot reach Elasticsearch: ${failure}`
+            ? `cannot reach ${this.#product}: ${failure}`
             : `bulk request failed with HTTP ${status}: ${reasonOf(resBody)}`,
         );
       }
@@ -568,13 +642,15 @@ export class ElasticsearchSink implements Sink {
     this.#lastError = message;
     if (this.#state === state) return;
     this.#state = state;
-    if (state === 'unauthorized') this.#log.error(`output: ${message}; retrying with backoff`);
+    if (state === 'wrong-server')
+      this.#log.error(`output: ${message}; nothing is sent there until GET / finds ${this.#product}`);
+    else if (state === 'unauthorized') this.#log.error(`output: ${message}; retrying with backoff`);
     else this.#log.warn(`output: ${message}; retrying with backoff`);
   }
 
   #recovered(): void {
-    if (this.#state === 'retrying' || this.#state === 'unauthorized') {
-      this.#log.info('output: Elasticsearch accepts requests again');
+    if (this.#state === 'retrying' || this.#state === 'unauthorized' || this.#state === 'wrong-server') {
+      this.#log.info(`output: ${this.#product} accepts requests again`);
     }
     this.#state = 'ok';
     this.#lastError = undefined;

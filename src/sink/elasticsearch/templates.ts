@@ -20,6 +20,7 @@ export function templateBody(
   pattern: string,
   dataStream: boolean,
   mergeKey = 'json',
+  mergeKeyMapping: Record<string, unknown> = FLATTENED,
 ): Record<string, unknown> {
   return {
     index_patterns: [pattern],
@@ -50,15 +51,48 @@ export function templateBody(
           },
           host: { properties: { name: { type: 'keyword' } } },
           error: { properties: { type: { type: 'keyword' }, message: { type: 'text' } } },
-          // Applications disagree on types (`user` an object in one, a string in another): under
-          // `flattened` every leaf is a keyword and no document is ever rejected for a conflict.
-          // Depth as deep as logferry parses (parse/json-message.ts); longer leaves are kept in
-          // _source but not indexed. The cost: no numeric range queries on application fields.
-          [mergeKey]: { type: 'flattened', depth_limit: 64, ignore_above: 1024 },
+          [mergeKey]: mergeKeyMapping,
         },
       },
     },
     _meta: { managed_by: 'logferry' },
+  };
+}
+
+/**
+ * Applications disagree on types (`user` an object in one, a string in another): under `flattened`
+ * every leaf is a keyword and no document is ever rejected for a conflict. Depth as deep as logferry
+ * parses (parse/json-message.ts); longer leaves are kept in _source but not indexed. The cost: no
+ * numeric range queries on application fields. (OpenSearch: `flat_object`, sink/opensearch/templates.ts.)
+ */
+export const FLATTENED: Readonly<Record<string, unknown>> = {
+  type: 'flattened',
+  depth_limit: 64,
+  ignore_above: 1024,
+};
+
+/** What installing templates needs from a client: both outputs' clients provide it. */
+export interface TemplateApi {
+  /** true when the cluster has data streams */
+  hasDataStreams(): Promise<boolean>;
+  putIndexTemplate(name: string, body: Record<string, unknown>): Promise<void>;
+}
+
+/** The Elasticsearch client as a TemplateApi. */
+export function elasticsearchTemplateApi(client: Client): TemplateApi {
+  return {
+    async hasDataStreams() {
+      try {
+        // the integ-test and some minimal distributions have no data streams module: fall back to indices
+        const res = await client.transport.request({ method: 'GET', path: '/_data_stream' }, { meta: true });
+        return (res.statusCode ?? 0) < 300;
+      } catch {
+        return false;
+      }
+    },
+    async putIndexTemplate(name, body) {
+      await client.indices.putIndexTemplate({ name, ...(body as object) });
+    },
   };
 }
 
@@ -72,27 +106,18 @@ export function templateName(pattern: string): string {
  * mapping) still apply, and a missing permission should not stop logs.
  */
 export async function installTemplates(
-  client: Client,
+  api: TemplateApi,
   targets: ReadonlyArray<IndexTemplate | string>,
   log: Logger,
   mergeKey?: string,
+  mergeKeyMapping?: Record<string, unknown>,
 ): Promise<void> {
-  let dataStreams = false;
-  try {
-    // the integ-test and some minimal distributions have no data streams module: fall back to indices
-    const res = await client.transport.request({ method: 'GET', path: '/_data_stream' }, { meta: true });
-    dataStreams = (res.statusCode ?? 0) < 300;
-  } catch {
-    dataStreams = false;
-  }
+  const dataStreams = await api.hasDataStreams();
   for (const target of targets) {
     const pattern = indexPattern(typeof target === 'string' ? target : target.source);
     const name = templateName(pattern);
     try {
-      await client.indices.putIndexTemplate({
-        name,
-        ...(templateBody(pattern, dataStreams, mergeKey) as object),
-      });
+      await api.putIndexTemplate(name, templateBody(pattern, dataStreams, mergeKey, mergeKeyMapping));
       log.info(`installed index template ${name} for ${pattern}${dataStreams ? ' (data stream)' : ''}`);
     } catch (err) {
       log.warn(

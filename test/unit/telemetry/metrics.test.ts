@@ -74,6 +74,7 @@ describe('createMetrics', () => {
         ['logferry_bulk_requests_total', sink.requests],
         ['logferry_bulk_request_failures_total', sink.requestFailures],
         ['logferry_bulk_request_splits_total', sink.splits],
+        ['logferry_output_wrong_server_total', sink.wrongServer],
         ['logferry_output_bytes_total', sink.bytesSent],
         ['logferry_metadata_misses_total', state.metadata.misses],
       ]);
@@ -99,6 +100,7 @@ describe('createMetrics', () => {
       sink.requests += 3;
       sink.requestFailures += 1;
       sink.splits += 1;
+      sink.wrongServer += round;
       sink.bytesSent += 4096;
       state.metadata = { ...state.metadata, misses: state.metadata.misses + 2 };
       // scraping twice without a change must not count anything twice

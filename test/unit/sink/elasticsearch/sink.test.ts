@@ -378,3 +378,116 @@ describe.each([false, true])('ElasticsearchSink (framed batches: %s)', (framed) 
     expect(sink.counters.sent).toBe(0);
   });
 });
+
+describe('the server check (GET /) before bulk requests', () => {
+  beforeEach(() => {
+    framing = false;
+    logs.length = 0;
+  });
+
+  const osRoot = { version: { distribution: 'opensearch', number: '2.19.6' } };
+  const esHeaders = { 'x-elastic-product': 'Elasticsearch' };
+
+  /** `root` decides each GET / answer; bulk requests are recorded and all stored. */
+  function checked(
+    root: (n: number) => { status?: number; body?: unknown; headers?: Record<string, string> },
+  ) {
+    const t = scripted(() => allCreated);
+    let checks = 0;
+    t.transport.identify = async () => {
+      const r = root(++checks);
+      return {
+        url: 'http://127.0.0.1:9200',
+        response: { status: r.status, body: r.body, headers: r.headers ?? {}, error: 'ECONNREFUSED' },
+      };
+    };
+    return { ...t, checks: () => checks };
+  }
+
+  it('Elasticsearch output at an OpenSearch: one error line, wrong-server, no bulk; then delivers when the right server answers', async () => {
+    let right = false;
+    const t = checked(() =>
+      right ? { status: 200, body: {}, headers: esHeaders } : { status: 200, body: osRoot },
+    );
+    const sink = sinkWith(t.transport, { retryMaxMs: 5 });
+    const acks: number[] = [];
+    sink.write(batch(3, 0, acks));
+    const verdict = await sink.checkServer();
+    expect(verdict).toMatchObject({ ok: false, permanent: true });
+    await new Promise((r) => setTimeout(r, 40));
+    expect(sink.state).toBe('wrong-server');
+    expect(t.requests).toHaveLength(0);
+    expect(sink.counters.wrongServer).toBeGreaterThan(1);
+    expect(logs.filter((l) => l.startsWith('error'))).toEqual([
+      'error output: http://127.0.0.1:9200 is OpenSearch 2.19.6, not Elasticsearch: to ship to it, use --output opensearch --os URL (config: output.type: opensearch, output.os); nothing is sent there until GET / finds Elasticsearch',
+    ]);
+    right = true;
+    await sink.flush();
+    expect(acks).toEqual([0]);
+    expect(sink.state).toBe('ok');
+    expect(logs.at(-1)).toBe('info output: Elasticsearch accepts requests again');
+    await sink.close();
+  });
+
+  it('OpenSearch output at an Elasticsearch: names it and the flag to use', async () => {
+    const t = checked(() => ({ status: 405, body: {}, headers: esHeaders }));
+    const sink = sinkWith(t.transport, { kind: 'opensearch' });
+    const v = await sink.checkServer();
+    expect(v).toEqual({
+      ok: false,
+      permanent: true,
+      message:
+        'http://127.0.0.1:9200 is Elasticsearch, not OpenSearch: to ship to it, use --es URL (config: output.es)',
+    });
+    expect(sink.state).toBe('wrong-server');
+    await sink.close(Date.now());
+  });
+
+  it('an unreachable server is retried as a transient fault, then checked once and shipped to', async () => {
+    const t = checked((n) => (n < 3 ? {} : { status: 200, body: osRoot }));
+    const sink = sinkWith(t.transport, { kind: 'opensearch' });
+    const acks: number[] = [];
+    sink.write(batch(2, 0, acks));
+    await sink.flush();
+    expect(acks).toEqual([0]);
+    expect(t.checks()).toBe(3);
+    expect(sink.counters.wrongServer).toBe(0);
+    expect(logs).toContain('warn output: cannot reach OpenSearch: ECONNREFUSED; retrying with backoff');
+    // verified: later batches go straight to _bulk
+    sink.write(batch(2, 2, acks));
+    await sink.flush();
+    expect(t.checks()).toBe(3);
+    await sink.close();
+  });
+
+  it('a connection failure makes the next attempt check the server again', async () => {
+    const t = checked(() => ({ status: 200, body: osRoot }));
+    let failed = false;
+    const bulk = t.transport.bulk;
+    t.transport.bulk = async (body) => {
+      if (!failed) {
+        failed = true;
+        throw new Error('socket hang up');
+      }
+      return bulk(body);
+    };
+    const sink = sinkWith(t.transport, { kind: 'opensearch' });
+    const acks: number[] = [];
+    sink.write(batch(1, 0, acks));
+    await sink.flush();
+    expect(acks).toEqual([0]);
+    expect(t.checks()).toBe(2);
+    await sink.close();
+  });
+
+  it('GET / refused (403, a writer role without cluster:monitor/main) lets bulk requests go', async () => {
+    const t = checked(() => ({ status: 403, body: { error: 'forbidden' } }));
+    const sink = sinkWith(t.transport, { kind: 'opensearch' });
+    const acks: number[] = [];
+    sink.write(batch(1, 0, acks));
+    await sink.flush();
+    expect(acks).toEqual([0]);
+    expect(sink.state).toBe('ok');
+    await sink.close();
+  });
+});
