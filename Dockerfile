@@ -40,6 +40,10 @@ COPY --from=build /src/dist ./dist
 # The default state directory, owned by the image's user for `docker run` without a volume; in
 # Kubernetes it is a hostPath (k8s/daemonset.yaml).
 RUN mkdir -p /var/lib/logferry && chown 1000:1000 /var/lib/logferry
+# `logferry` on the PATH, so that `kubectl exec -it ds/logferry -- logferry top` needs nothing else in
+# the image: bin/logferry.js is executable (git mode 755) and starts with `#!/usr/bin/env node`, and
+# node resolves the link, so its imports of /app/dist are found.
+RUN ln -s /app/bin/logferry.js /usr/local/bin/logferry
 # V8's heap limit sized for the default 64 MiB buffer budget (maxBufferBytes): old space = 3 x budget
 # + 64 MiB. Set in the environment rather than on the node command line so that a different budget
 # can come with a different NODE_OPTIONS (k8s/daemonset.yaml sets it, docs/deploy.md "Sizing").

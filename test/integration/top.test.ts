@@ -2,8 +2,8 @@
 // Kubernetes API and a fake Elasticsearch): `--once` as scripts see it, and the interactive view in a
 // real terminal (tmux), quit with q and with Ctrl-C.
 import { execFile } from 'node:child_process';
-import { readFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { mkdir, readFile, symlink } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { type FakeElasticsearch, startFakeElasticsearch } from '../fakes/fake-elasticsearch.ts';
@@ -119,6 +119,18 @@ describe('logferry top --once', () => {
     expect(res.stderr).toMatch(
       /^logferry: top: .*\/status (answered HTTP 404|is not a logferry agent's status)/,
     );
+  });
+
+  it('runs as `logferry top` through a symlink on the PATH, as the image links it', async () => {
+    await writeLines(10);
+    const { url } = await started();
+    const bin = join(dir, 'usr-local-bin');
+    await mkdir(bin);
+    await symlink(BIN, join(bin, 'logferry'));
+    const { stdout } = await run('logferry', ['top', '--once', '--http', url], {
+      env: { ...process.env, PATH: `${bin}:${dirname(process.execPath)}:/usr/bin:/bin` },
+    });
+    expect(stdout).toMatch(/^logferry \d+\.\d+\.\d+ at /);
   });
 
   it('bad flags exit 2 with one line', async () => {
