@@ -218,4 +218,59 @@ describe.skipIf(!tmux)('logferry top in a terminal (tmux)', () => {
     // the view is not left on it
     expect(await pane()).not.toContain('q quits');
   });
+
+  it('says so when the agent goes away, keeps its last answer, and still quits with q', async () => {
+    await writeLines(10);
+    const { agent, url } = await started();
+    const after = join(dir, 'after.txt');
+    await tm(
+      'new-session',
+      '-d',
+      '-s',
+      'top',
+      '-x',
+      '120',
+      '-y',
+      '30',
+      'sh',
+      '-c',
+      `${process.execPath} ${BIN} top --http ${url}; echo "exit=$?" > ${after}; read line`,
+    );
+    await until('the first frame', async () => (await pane()).includes('output     elasticsearch: healthy'));
+    agent.child.kill('SIGKILL');
+    await agent.exited;
+    await until('the agent to be missed', async () =>
+      (await pane()).includes(`! cannot reach the agent at ${url}/status (ECONNREFUSED)`),
+    );
+    expect(await pane()).toContain('output     elasticsearch: healthy');
+    await tm('send-keys', '-t', 'top', 'q');
+    await until('top to exit', async () => (await readFile(after, 'utf8').catch(() => '')).includes('exit='));
+    expect(await readFile(after, 'utf8')).toBe('exit=0\n');
+  });
+
+  it('an agent not there at start: one line on the terminal, exit 1, the screen never switched', async () => {
+    const port = es.port;
+    await es.close();
+    const after = join(dir, 'after.txt');
+    await tm(
+      'new-session',
+      '-d',
+      '-s',
+      'top',
+      '-x',
+      '150',
+      '-y',
+      '10',
+      'sh',
+      '-c',
+      `${process.execPath} ${BIN} top --http 127.0.0.1:${port}; echo "exit=$?" > ${after}; read line`,
+    );
+    await until('top to exit', async () => (await readFile(after, 'utf8').catch(() => '')).includes('exit='));
+    expect(await readFile(after, 'utf8')).toBe('exit=1\n');
+    expect((await flags()).slice(0, 2)).toEqual(['0', '1']);
+    expect((await pane()).trim()).toBe(
+      `logferry: top: cannot reach the agent at http://127.0.0.1:${port}/status (ECONNREFUSED); is the agent running? (set --http ADDR)`,
+    );
+    es = await startFakeElasticsearch();
+  });
 });

@@ -103,7 +103,7 @@ function summary(view: TopView, width: number): string[] {
   );
   const perSec = (n: number | undefined) => (n === undefined ? '-' : `${formatBytes(n)}/s`);
   const rates = (count: number | undefined, unit: string, bytes: number | undefined) =>
-    `${`${formatCount(count).padStart(9)} ${unit}/s`.padEnd(17)}${perSec(bytes).padStart(13)}`;
+    `${`${formatCount(count).padStart(9)} ${unit}/s`.padEnd(17)}${perSec(bytes).padStart(12)}`;
   lines.push(row('in', rates(input.linesPerSec, 'lines', input.bytesPerSec)));
   lines.push(row('out', rates(output.docsPerSec, 'docs', output.bytesPerSec)));
   // the sink's own word too where it says more (idle, unauthorized)
