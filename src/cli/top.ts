@@ -1,3 +1,4 @@
+import { setTimeout as delay } from 'node:timers/promises';
 import { parseTopArgs, TOP_USAGE } from './top/args.ts';
 import { renderView } from './top/render.ts';
 import { type AgentSample, AgentUnreachableError, fetchSample } from './top/sample.ts';
@@ -16,14 +17,10 @@ export interface TopIo {
   env: NodeJS.ProcessEnv;
 }
 
-const sleep = (ms: number, signal?: AbortSignal) =>
-  new Promise<void>((resolve) => {
-    const timer = setTimeout(resolve, ms);
-    signal?.addEventListener('abort', () => {
-      clearTimeout(timer);
-      resolve();
-    });
-  });
+/** Waits `ms`, or less if `signal` aborts (then it resolves too: quitting is not an error). */
+function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+  return delay(ms, undefined, { signal }).catch(() => {});
+}
 
 /** Plain width for `--once`: the terminal's, else COLUMNS, else 120 (a pipe has no width). */
 function plainWidth(io: TopIo): number {
@@ -63,11 +60,12 @@ async function interactive(url: string, io: TopIo): Promise<number> {
       await sleep(REFRESH_MS, quit.signal);
       if (quit.signal.aborted) break;
       try {
-        const next = await fetchSample(url);
+        const next = await fetchSample(url, { signal: quit.signal });
         prev = cur;
         cur = next;
         view = buildView(url, cur, prev);
       } catch (err) {
+        if (quit.signal.aborted) break;
         // an agent restarting (or a broken port-forward) is shown, and looked for again each second
         if (!(err instanceof AgentUnreachableError)) throw err;
         view = { ...view, stale: `${err.message}; showing its last answer, retrying` };

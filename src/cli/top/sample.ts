@@ -47,10 +47,11 @@ function reason(err: unknown): string {
   return e?.cause?.message ?? e?.message ?? String(err);
 }
 
-async function get(url: string, timeoutMs: number): Promise<string> {
+async function get(url: string, timeoutMs: number, stop: AbortSignal | undefined): Promise<string> {
   let res: Response;
+  const timeout = AbortSignal.timeout(timeoutMs);
   try {
-    res = await fetch(url, { signal: AbortSignal.timeout(timeoutMs) });
+    res = await fetch(url, { signal: stop === undefined ? timeout : AbortSignal.any([timeout, stop]) });
   } catch (err) {
     throw new AgentUnreachableError(`cannot reach the agent at ${url} (${reason(err)})`, { cause: err });
   }
@@ -80,12 +81,17 @@ function isStatus(v: unknown): v is AgentStatus {
 /** Reads /status and /metrics of the agent at `base` (http://host:port). */
 export async function fetchSample(
   base: string,
-  options: { timeoutMs?: number; now?: () => number } = {},
+  options: {
+    timeoutMs?: number;
+    now?: () => number;
+    /** quitting: the requests are abandoned */
+    signal?: AbortSignal | undefined;
+  } = {},
 ): Promise<AgentSample> {
   const timeoutMs = options.timeoutMs ?? FETCH_TIMEOUT_MS;
   const [statusText, metricsText] = await Promise.all([
-    get(`${base}/status`, timeoutMs),
-    get(`${base}/metrics`, timeoutMs),
+    get(`${base}/status`, timeoutMs, options.signal),
+    get(`${base}/metrics`, timeoutMs, options.signal),
   ]);
   const atMs = (options.now ?? Date.now)();
   let status: unknown;
