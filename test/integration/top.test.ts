@@ -84,7 +84,9 @@ describe('logferry top --once', () => {
     await writeLines(20_000);
     const { url } = await started(['--max-buffer-bytes', '256KiB', '--retry-max-ms', '200']);
     // the agent has read up to its budget and is retrying
-    for (let i = 0; i < 100 && !es.requests.some((r) => r.path.startsWith('/_bulk')); i++) await sleep(50);
+    const state = async () =>
+      ((await (await fetch(`${url}/status`)).json()) as { output: { state: string } }).output.state;
+    for (let i = 0; i < 200 && (await state()) !== 'retrying'; i++) await sleep(50);
     const res = await runCli(['top', '--once', '--http', url], { env: { COLUMNS: '100' } });
     expect(res.code).toBe(0);
     const lines = res.stdout.trimEnd().split('\n');
