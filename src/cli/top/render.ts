@@ -170,6 +170,7 @@ function table(rows: readonly FileRow[], total: number, width: number): string[]
   const out = [line('LAG', 'STATE', 'POD', 'PATH')];
   for (const r of rows) out.push(line(formatBytes(r.lagBytes), r.state, r.pod ?? '-', r.path));
   if (total > rows.length) out.push(`${''.padStart(LAG_WIDTH)} ... ${total - rows.length} more files`);
+  else if (total === 0) out.push(`${''.padStart(LAG_WIDTH)} (no files followed: none match yet)`);
   return out;
 }
 

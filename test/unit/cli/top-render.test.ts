@@ -152,6 +152,15 @@ describe('fitting a terminal', () => {
     },
   );
 
+  it('an agent following no files says so under the header', () => {
+    const v = view('stdout');
+    const lines = renderView({ ...v, files: { total: 0, lagging: 0, lagBytes: 0, rows: [] } }, { width: 80 });
+    expect(lines.slice(-2)).toEqual([
+      '       LAG STATE    POD PATH',
+      '           (no files followed: none match yet)',
+    ]);
+  });
+
   it('maxFiles limits the rows, keeping the most lag', () => {
     const lines = renderView(view('retrying'), { width: 100, maxFiles: 2 });
     expect(tableRows(lines)).toHaveLength(2);
