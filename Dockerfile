@@ -40,6 +40,10 @@ COPY --from=build /src/dist ./dist
 # The default state directory, owned by the image's user for `docker run` without a volume; in
 # Kubernetes it is a hostPath (k8s/daemonset.yaml).
 RUN mkdir -p /var/lib/logferry && chown 1000:1000 /var/lib/logferry
+# `logferry` on the PATH, so that `kubectl exec -it ds/logferry -- logferry top` needs nothing else in
+# the image: bin/logferry.js is executable (git mode 755) and starts with `#!/usr/bin/env node`, and
+# node resolves the link, so its imports of /app/dist are found.
+RUN ln -s /app/bin/logferry.js /usr/local/bin/logferry
 # No NODE_OPTIONS or MALLOC_* here: `logferry agent` derives V8's heap limit from its buffer budget
 # (old space = 3 x maxBufferBytes + 64 MiB, a 2 MiB semi-space) and sets glibc's malloc so that freed
 # Buffer memory goes back to the system, re-executing itself once with them (src/cli/runtime.ts;

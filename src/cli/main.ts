@@ -6,6 +6,7 @@ export const USAGE = `Usage: logferry <command> [options]
 Commands:
   tail [options] <path|glob>...   follow log files and print (or ship) one JSON document per record
   agent [--config FILE] [options] the Kubernetes node agent: /var/log/pods -> pod metadata -> Elasticsearch
+  top [--http ADDR] [--once]      a running agent's live view: rates, output state, buffer, lagging files
   check-config FILE               validate an agent config file without running
 
 Run 'logferry <command> --help' for a command's options.
@@ -31,6 +32,8 @@ export async function main(argv: string[]): Promise<number> {
         return await (await import('./tail.ts')).runTail(rest);
       case 'agent':
         return await (await import('./agent.ts')).runAgent(rest);
+      case 'top':
+        return await (await import('./top.ts')).runTop(rest);
       case 'check-config': {
         const { checkConfigFile } = await import('../config/load.ts');
         const [file, ...extra] = rest;

@@ -1,5 +1,6 @@
 import { getHeapStatistics } from 'node:v8';
 import { type FastifyInstance, type FastifyPluginAsync, fastify } from 'fastify';
+import { parsePodLogPath } from '../enrich/k8s-paths.ts';
 import type { Logger } from '../telemetry/logger.ts';
 import { parseListenAddress } from './address.ts';
 import { createEventLoopMonitor, type EventLoopMonitor } from './event-loop.ts';
@@ -102,6 +103,12 @@ function metricsRoutes(registry: MetricsRegistryLike): FastifyPluginAsync {
   };
 }
 
+/** The pod a file belongs to, as its kubelet path says (the same reading enrichment starts from). */
+function podOf(path: string): { namespace: string; name: string; container: string } | null {
+  const ref = parsePodLogPath(path);
+  return ref === undefined ? null : { namespace: ref.namespace, name: ref.podName, container: ref.container };
+}
+
 function statusRoutes(probe: AgentProbe, now: () => number): FastifyPluginAsync {
   return async (app) => {
     app.get('/status', async () => {
@@ -117,6 +124,8 @@ function statusRoutes(probe: AgentProbe, now: () => number): FastifyPluginAsync 
           size: f.size,
           lag: f.lag,
           pendingBatches: f.pendingBatches,
+          // added for `logferry top` (#16); null for a file outside the kubelet layout
+          pod: podOf(f.path),
         }))
         .sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
       return {

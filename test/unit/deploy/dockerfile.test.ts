@@ -1,3 +1,4 @@
+import { execFileSync } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { builtinModules } from 'node:module';
 import { join, matchesGlob, relative } from 'node:path';
@@ -174,6 +175,22 @@ describe('what the runtime stage installs is what the agent imports', () => {
       }
     }
     expect(missing).toEqual([]);
+  });
+
+  it('puts `logferry` on the PATH (for `kubectl exec ... -- logferry top`), as root, before USER', () => {
+    const at = final.instructions.findIndex((i) => i.keyword === 'RUN' && /\bln -s\b/.test(i.args));
+    expect(at, 'a RUN ln -s').toBeGreaterThanOrEqual(0);
+    expect(final.instructions[at]!.args).toBe('ln -s /app/bin/logferry.js /usr/local/bin/logferry');
+    const copyBin = final.instructions.findIndex((i) => i.keyword === 'COPY' && i.args === 'bin ./bin');
+    const user = final.instructions.findIndex((i) => i.keyword === 'USER');
+    expect(copyBin).toBeGreaterThanOrEqual(0);
+    expect(copyBin).toBeLessThan(at);
+    expect(at).toBeLessThan(user);
+    // the link target runs by itself: executable in git (COPY keeps the mode) and a node shebang
+    expect(
+      execFileSync('git', ['ls-files', '-s', 'bin/logferry.js'], { cwd: ROOT, encoding: 'utf8' }),
+    ).toMatch(/^100755 /);
+    expect(readText('bin', 'logferry.js').split('\n')[0]).toBe('#!/usr/bin/env node');
   });
 
   it('bin/logferry.js loads the build output, which the runtime stage copies', () => {

@@ -249,7 +249,7 @@ describe('GET /status', () => {
     probe.set.output = elasticsearchOutput({ state: 'retrying', lastError: 'HTTP 503' });
     probe.set.files = [
       {
-        path: '/var/log/pods/b/c/0.log',
+        path: '/var/log/pods/shop_checkout-7d9f8b6c5-x2k4q_0f3c2a91/app/0.log',
         state: 'active',
         committed: 10,
         readPos: 20,
@@ -285,15 +285,17 @@ describe('GET /status', () => {
           size: 5,
           lag: 0,
           pendingBatches: 0,
+          pod: null,
         },
         {
-          path: '/var/log/pods/b/c/0.log',
+          path: '/var/log/pods/shop_checkout-7d9f8b6c5-x2k4q_0f3c2a91/app/0.log',
           state: 'active',
           offset: 10,
           readPos: 20,
           size: 50,
           lag: 30,
           pendingBatches: 1,
+          pod: { namespace: 'shop', name: 'checkout-7d9f8b6c5-x2k4q', container: 'app' },
         },
       ],
       runtime: {
