@@ -20,7 +20,7 @@ export interface KubernetesPodSourceOptions {
   connection?: KubeConnection | undefined;
   /** a ready KubeConfig, used instead of `connection` (through @kubernetes/client-node) */
   kubeConfig?: KubeConfig | undefined;
-  /** for tests: the environment and service account files an in-cluster connection reads */
+  /** the environment and service account files an in-cluster connection reads (kube.serviceAccountDir) */
   inCluster?: Partial<InClusterSource> | undefined;
   /** the built-in client's User-Agent; default 'logferry' */
   userAgent?: string | undefined;
