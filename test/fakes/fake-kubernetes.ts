@@ -11,7 +11,12 @@
 //   BOOKMARKs only with allowWatchBookmarks; the stream ends after timeoutSeconds;
 // - resuming from a version older than the last compact() gives, like the API, HTTP 200 and one ERROR event
 //   whose object is a Status with code 410 (reason Expired), then the end of the stream;
-// - optional bearer token (401 Status otherwise).
+// - optional bearer token (401 Status otherwise);
+// - RBAC refusals on demand (forbid()): 403 with the Status a real API server sends, naming the user and verb;
+// - namespaces carry the `kubernetes.io/metadata.name` label, set (and kept) by the API server itself since 1.21.
+//
+// Checked against a real kube-apiserver v1.34.4 (test/integration/k8s-real-api.test.ts); where the two
+// disagreed, the fake was changed to match (the namespace label, the 403 body).
 //
 // Not modelled: label selectors (recorded, ignored), pagination (limit/continue), namespaced paths, other kinds,
 // the 3 s wait before "Too large resource version" (answered at once), HTTP/2.
@@ -42,7 +47,12 @@ export interface FakeKubernetesOptions {
   port?: number;
   /** send a BOOKMARK to every watch that allows them this often; default: only on sendBookmarks() */
   bookmarkIntervalMs?: number;
+  /** the user named in 403 messages; default the agent's service account, system:serviceaccount:logferry:logferry */
+  user?: string;
 }
+
+export type FakeVerb = 'list' | 'watch';
+export type FakeResource = 'pods' | 'namespaces';
 
 export interface RecordedRequest {
   method: string;
@@ -89,6 +99,12 @@ export interface FakeKubernetes {
    * requests only (held ones stay open until the client gives up or the server stops).
    */
   setHang(on: boolean): void;
+  /**
+   * RBAC refuses `verb` on `resource` from now on (403 Forbidden, the real Status body), until allowAll().
+   * A watch is refused before it starts, with an HTTP 403, as a real API server does.
+   */
+  forbid(verb: FakeVerb, resource: FakeResource): void;
+  allowAll(): void;
   /** Clears the request log. */
   clearRequests(): void;
   /** Closes the listener and every connection: clients get "connection refused" until restart(). */
@@ -184,6 +200,8 @@ export async function startFakeKubernetes(opts: FakeKubernetesOptions = {}): Pro
   let garbage = false;
   let hang = false;
   let closed = false;
+  const forbidden = new Set<string>();
+  const user = opts.user ?? 'system:serviceaccount:logferry:logferry';
 
   const server: Server = createServer();
   server.on('connection', (socket: Socket) => {
@@ -217,6 +235,20 @@ export async function startFakeKubernetes(opts: FakeKubernetesOptions = {}): Pro
     if (opts.token !== undefined && req.headers.authorization !== `Bearer ${opts.token}`) {
       record.status = 401;
       return reply.code(401).send(status(401, 'Unauthorized', 'Unauthorized'));
+    }
+    const resource = url.pathname.replace(/^\/api\/v1\//, '');
+    const verb = record.watch ? 'watch' : 'list';
+    if (forbidden.has(`${verb} ${resource}`)) {
+      record.status = 403;
+      // as kube-apiserver v1.34 answers a ServiceAccount without the verb (cluster-wide list or watch)
+      return reply.code(403).send({
+        ...status(
+          403,
+          'Forbidden',
+          `${resource} is forbidden: User "${user}" cannot ${verb} resource "${resource}" in API group "" at the cluster scope`,
+        ),
+        details: { kind: resource },
+      });
     }
     if (hang) {
       record.status = 200;
@@ -409,6 +441,10 @@ export async function startFakeKubernetes(opts: FakeKubernetesOptions = {}): Pro
     obj.apiVersion = 'v1';
     obj.metadata ??= {};
     if (kind === 'Pod') obj.metadata.namespace ??= 'default';
+    // the API server sets this label on every namespace and restores it if removed
+    if (kind === 'Namespace' && obj.metadata.name !== undefined) {
+      obj.metadata.labels = { ...obj.metadata.labels, 'kubernetes.io/metadata.name': obj.metadata.name };
+    }
     const key = keyOf(kind, obj);
     const previous = objects.get(key);
     if (mode === 'add' && previous !== undefined) throw new Error(`fake-kubernetes: ${key} already exists`);
@@ -481,6 +517,12 @@ export async function startFakeKubernetes(opts: FakeKubernetesOptions = {}): Pro
     },
     setHang(on) {
       hang = on;
+    },
+    forbid(verb, resource) {
+      forbidden.add(`${verb} ${resource}`);
+    },
+    allowAll() {
+      forbidden.clear();
     },
     clearRequests() {
       requests = [];
