@@ -10,9 +10,14 @@ export const NODE = 'node-1';
 /** Where an agent under test runs: its temp dir (pods/ and state/ inside), the fakes, and the list of children to kill. */
 export interface AgentEnv {
   dir: string;
+  /** '' for no --kube-api (in-cluster or KUBECONFIG, from `processEnv`) */
   kubeUrl: string;
   esUrl: string;
   children: ChildProcess[];
+  /** --node-name; default NODE */
+  nodeName?: string | undefined;
+  /** the agent's environment; default this process's */
+  processEnv?: NodeJS.ProcessEnv | undefined;
 }
 
 /** Appends CRI lines to `<dir>/pods/<ns>_<pod>_<uid>/<container>/0.log`; returns the file. */
@@ -40,9 +45,8 @@ export function agentArgs(env: AgentEnv, extra: string[] = []): string[] {
     '--state-dir',
     join(env.dir, 'state'),
     '--node-name',
-    NODE,
-    '--kube-api',
-    env.kubeUrl,
+    env.nodeName ?? NODE,
+    ...(env.kubeUrl === '' ? [] : ['--kube-api', env.kubeUrl]),
     '--es',
     env.esUrl,
     '--http-addr',
@@ -69,6 +73,7 @@ export interface Agent {
 export function startAgent(env: AgentEnv, extra: string[] = [], stdout: 'pipe' | 'ignore' = 'pipe'): Agent {
   const child = spawn(process.execPath, [BIN, ...agentArgs(env, extra)], {
     stdio: ['ignore', stdout, 'pipe'],
+    ...(env.processEnv === undefined ? {} : { env: env.processEnv }),
   });
   env.children.push(child);
   const logs: Array<Record<string, unknown>> = [];
