@@ -485,6 +485,53 @@ describe.skipIf(kube === undefined)(`a real kube-apiserver (${kube?.version ?? '
     },
   );
 
+  it('a rotated projected token: the new token file is picked up without a restart once the old token dies', async () => {
+    const node = `node-${suffix()}`;
+    const ns = `rotate-${suffix()}`;
+    await createNamespace(k, ns);
+    // Tokens bound to a pod die with it (checked by the API server on every request), as a projected token
+    // does when the kubelet rotates it and the old one expires. Bound objects live in the ServiceAccount's
+    // namespace, whose `default` ServiceAccount a controller manager would have made.
+    const created = await api(k, 'POST', `/api/v1/namespaces/${AGENT_NS}/serviceaccounts`, {
+      metadata: { name: 'default' },
+    });
+    expect([201, 409]).toContain(created.status);
+    const holders = [`holder-${suffix()}`, `holder-${suffix()}`];
+    for (const name of holders)
+      await createPod(k, { name, namespace: AGENT_NS, nodeName: `${node}-nowhere` });
+    const [oldToken, newToken] = await Promise.all(holders.map((h) => createToken(k, AGENT_NS, AGENT_SA, h)));
+
+    const proxy = await startCutProxy(k.host, k.port);
+    proxies.push(proxy);
+    const agent = await startRealAgent(node, { kind: 'in-cluster', port: proxy.port, token: oldToken });
+    await waitReady(agent);
+    const saDir = agent.child.spawnargs[agent.child.spawnargs.indexOf('--kube-service-account-dir') + 1]!;
+
+    // The kubelet writes the new token; the old one stops working.
+    await writeFile(join(saDir, 'token'), newToken!);
+    await deletePodNow(k, AGENT_NS, holders[0]!);
+    const refused = await api(k, 'GET', '/api/v1/pods?limit=1', undefined, { token: oldToken });
+    expect(refused.status).toBe(401);
+
+    // The next connection needs a token: the watch is cut, as an API server restart would.
+    proxy.cut();
+    await until('the agent to notice', async () => (await readyz(agent)).status === 503);
+    proxy.resume();
+    // The client re-reads the token file every minute: ready again within that (plus backoff), no restart.
+    await until('ready with the new token', async () => (await readyz(agent)).status === 200, 100_000);
+    const pod = await createPod(k, {
+      name: 'after-rotation',
+      namespace: ns,
+      nodeName: node,
+      labels: { token: 'new' },
+    });
+    await podLog(pod, 'app', [criLine(1, 'after the rotation')]);
+    await until('the line enriched', () => docsOf(pod)[0]?.kubernetes?.labels?.token === 'new' || undefined);
+    expect(agent.child.exitCode).toBeNull();
+    agent.child.kill('SIGTERM');
+    expect(await agent.exited).toBe(0);
+  }, 150_000);
+
   it('a bogus token: 401 reported once and clearly, not ready, lines shipped with path metadata', async () => {
     const node = `node-${suffix()}`;
     const ns = `bogus-${suffix()}`;
