@@ -10,6 +10,7 @@ import type { KubeWatch } from './kube-client.ts';
  * - "410 Gone" (a watch ERROR event with a Status of code 410, or a list answered 410) means the resume point was
  *   compacted away: relist. Relists ask for data "not older than" the last version seen, served from the API
  *   server's cache; if even that is refused, the next list is a consistent read;
+ * - any other ERROR event from the server (a 500 inside the stream) relists after a backoff, as client-go does;
  * - errors and disconnects retry with exponential backoff (with jitter, so a DaemonSet's agents do not reconnect
  *   in lockstep after an API server restart), reset by the first sign of health.
  *
@@ -77,6 +78,8 @@ interface WatchEnd {
   error: string | undefined;
   /** the API refused access (401/403) */
   denied: boolean;
+  /** the server sent an ERROR event other than 410 inside the stream */
+  serverError: boolean;
   /** the library's idle timeout ended it */
   idleTimeout: boolean;
 }
@@ -213,6 +216,11 @@ export class ListWatchLoop<T extends KubernetesObject> {
         this.#resumeFrom = undefined;
         continue;
       }
+      // An ERROR event other than 410 is the server failing to serve this resume point; resuming from it again
+      // can fail the same way forever. Seen against a real kube-apiserver 1.34: a watch resumed exactly one
+      // revision before an etcd compaction gets `500 InternalError: etcd event received with PrevKv=nil` every
+      // time. So relist (after the backoff below), as client-go's reflector does after a watch error.
+      if (end.serverError) this.#resumeFrom = undefined;
       if (end.healthy || (end.connected && end.idleTimeout)) continue;
       this.#fail(end.error ?? `the ${this.#opts.resource} watch closed before sending anything`, end.denied);
       await this.#sleep(this.#delay(this.#failures));
@@ -276,6 +284,7 @@ export class ListWatchLoop<T extends KubernetesObject> {
         healthy: false,
         error: undefined,
         denied: false,
+        serverError: false,
         idleTimeout: false,
       };
       let finished = false;
@@ -315,6 +324,7 @@ export class ListWatchLoop<T extends KubernetesObject> {
           if (status?.code === 410) {
             end.expired = true;
           } else {
+            end.serverError = true;
             end.error = `watching ${this.#opts.resource}: ${status?.code ?? 'error'} ${status?.reason ?? ''}: ${status?.message ?? ''}`;
           }
           // The API server closes the stream after an ERROR event; do not depend on it.

@@ -10,7 +10,9 @@
 //   replay every change after N; an object entering or leaving a field selector is seen as ADDED or DELETED;
 //   BOOKMARKs only with allowWatchBookmarks; the stream ends after timeoutSeconds;
 // - resuming from a version older than the last compact() gives, like the API, HTTP 200 and one ERROR event
-//   whose object is a Status with code 410 (reason Expired), then the end of the stream;
+//   whose object is a Status with code 410 (reason Expired), then the end of the stream; resuming from exactly
+//   one version before it, when that version changed an existing object, gives the real server's 500
+//   InternalError ERROR event ("etcd event received with PrevKv=nil");
 // - optional bearer token (401 Status otherwise);
 // - RBAC refusals on demand (forbid()): 403 with the Status a real API server sends, naming the user and verb;
 // - namespaces carry the `kubernetes.io/metadata.name` label, set (and kept) by the API server itself since 1.21.
@@ -84,7 +86,10 @@ export interface FakeKubernetes {
   updateNamespace(ns: V1Namespace): V1Namespace;
   deleteNamespace(name: string): V1Namespace;
   pods(): V1Pod[];
-  /** Forgets the change history: watches resuming from an older version get 410 Gone. */
+  /**
+   * Forgets the change history before the current version, as an etcd compaction at it: watches resuming from
+   * two or more versions back get 410 Gone; from one version back, see the 500 above.
+   */
   compact(): void;
   /** Ends every open watch: 'destroy' (default) cuts the connection, 'end' finishes the response cleanly. */
   dropWatches(mode?: 'destroy' | 'end'): number;
@@ -326,7 +331,7 @@ export async function startFakeKubernetes(opts: FakeKubernetesOptions = {}): Pro
       if (query.resourceVersionMatch === 'Exact' && n < compactedRv) {
         return reply
           .code(410)
-          .send(status(410, 'Expired', `too old resource version: ${n} (${compactedRv})`));
+          .send(status(410, 'Expired', 'The resourceVersion for the provided list is too old.'));
       }
       if (n > rv) {
         return reply.code(504).send({
@@ -373,8 +378,22 @@ export async function startFakeKubernetes(opts: FakeKubernetesOptions = {}): Pro
     const from = query.resourceVersion;
     if (from !== undefined && from !== '' && from !== '0') {
       const n = Number(from);
-      if (!Number.isInteger(n) || n < compactedRv) {
-        write(w, 'ERROR', status(410, 'Expired', `too old resource version: ${from} (${compactedRv})`));
+      // As kube-apiserver over etcd (pods without a watch cache): a watch from n starts at revision n + 1, so it
+      // is "too old" only when n + 1 is below the compaction revision. Starting exactly at it, a change to an
+      // existing object comes without its previous state, which the API server needs: a 500 ERROR event.
+      if (!Number.isInteger(n) || n + 1 < compactedRv) {
+        write(w, 'ERROR', status(410, 'Expired', 'The resourceVersion for the provided watch is too old.'));
+        res.end();
+        return;
+      }
+      const first = history.find((ev) => ev.rv === n + 1);
+      if (n + 1 === compactedRv && first !== undefined && first.kind === kind && first.type !== 'ADDED') {
+        const key = `/registry/${kind === 'Pod' ? 'pods' : 'namespaces'}/${kind === 'Pod' ? `${first.object.metadata?.namespace}/` : ''}${first.object.metadata?.name}`;
+        const message = `etcd event received with PrevKv=nil (key="${key}", modRevision=${first.rv}, type=${first.type === 'DELETED' ? 'DELETE' : 'PUT'})`;
+        write(w, 'ERROR', {
+          ...status(500, 'InternalError', `Internal error occurred: ${message}`),
+          details: { causes: [{ message }] },
+        });
         res.end();
         return;
       }
@@ -498,8 +517,9 @@ export async function startFakeKubernetes(opts: FakeKubernetesOptions = {}): Pro
     pods: () =>
       [...objects.entries()].filter(([k]) => k.startsWith('Pod/')).map(([, o]) => clone(o) as V1Pod),
     compact() {
-      history = [];
       compactedRv = rv;
+      // etcd keeps the revision compacted at
+      history = history.filter((ev) => ev.rv >= compactedRv);
     },
     dropWatches(mode = 'destroy') {
       const n = watchers.size;

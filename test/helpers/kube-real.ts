@@ -284,7 +284,12 @@ export async function compactEtcd(kube: RealKube): Promise<number> {
   // a range over one key just to read the header's revision (key "\0" base64-encoded)
   const range = await etcd<{ header: { revision: string } }>(kube, '/v3/kv/range', { key: 'AA==' });
   const revision = Number(range.header.revision);
-  await etcd(kube, '/v3/kv/compaction', { revision: String(revision), physical: true });
+  try {
+    await etcd(kube, '/v3/kv/compaction', { revision: String(revision), physical: true });
+  } catch (err) {
+    // nothing changed since the last compaction: already compacted at this revision
+    if (!/has been compacted/.test((err as Error).message)) throw err;
+  }
   return revision;
 }
 

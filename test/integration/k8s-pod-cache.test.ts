@@ -199,6 +199,32 @@ describe('KubernetesPodSource', () => {
     expect((await source.waitFor(uid, 0))?.name).toBe('late');
   });
 
+  // Found against a real kube-apiserver: resumed exactly one version before a compaction, the watch gets a 500
+  // ERROR event each time; resuming from the same version again never recovers, a relist does.
+  it('relists after a 500 ERROR event rather than resuming from the same version again', async () => {
+    const { fake, source, log } = await setup();
+    const pod = fake.addPod(makePod({ name: 'p' }));
+    await source.start();
+    await until('a watch', () => fake.openWatches('Pod') === 1);
+    await fake.stop();
+    fake.patchPod('default', 'p', (p) => {
+      p.metadata!.labels = { changed: 'yes' };
+    });
+    fake.compact();
+    fake.clearRequests();
+    await fake.restart();
+
+    await until('the relist', () => source.get(uidOf(pod))?.labels.changed === 'yes');
+    const requests = fake.requests.map((r) => `${r.watch ? 'watch' : 'list'} ${r.query.resourceVersion}`);
+    // the resumed watch got the 500; then a list, not the same watch again
+    expect(requests.slice(0, 2)).toEqual([
+      `watch ${Number(fake.resourceVersion) - 1}`,
+      `list ${Number(fake.resourceVersion) - 1}`,
+    ]);
+    await until('synced', () => source.status().state === 'synced');
+    expect(log.lines.at(-1)?.message).toBe('kubernetes API reachable again; pod metadata synced');
+  });
+
   it('relists after 410 Gone and ends up with the same state as the API', async () => {
     const { fake, source, log } = await setup();
     const stays = fake.addPod(makePod({ name: 'stays' }));
