@@ -155,6 +155,8 @@ export interface PodSpecInit {
     controller?: boolean;
   }>;
   containers?: Array<{ name: string; image: string }>;
+  /** default: the namespace's `default` */
+  serviceAccountName?: string;
 }
 
 export interface CreatedPod {
@@ -172,6 +174,7 @@ export function createPod(kube: RealKube, init: PodSpecInit): Promise<CreatedPod
     },
     spec: {
       nodeName: init.nodeName,
+      ...(init.serviceAccountName === undefined ? {} : { serviceAccountName: init.serviceAccountName }),
       // no kubelet will mount it; a pod that mounts nothing needs no token Secret or projected volume
       automountServiceAccountToken: false,
       containers: init.containers ?? [{ name: 'app', image: 'registry.example/app:1.0' }],
@@ -276,14 +279,14 @@ async function etcd<T>(kube: RealKube, path: string, body: unknown): Promise<T> 
 }
 
 /**
- * Compacts etcd at its current revision (through etcd's gRPC gateway, as the API server's own compactor
+ * Compacts etcd at `at` or its current revision (through etcd's gRPC gateway, as the API server's own compactor
  * does every 5 minutes in a cluster): a watch resumed from an older resourceVersion is then answered 410 Gone.
  * Returns the revision compacted at.
  */
-export async function compactEtcd(kube: RealKube): Promise<number> {
+export async function compactEtcd(kube: RealKube, at?: number): Promise<number> {
   // a range over one key just to read the header's revision (key "\0" base64-encoded)
   const range = await etcd<{ header: { revision: string } }>(kube, '/v3/kv/range', { key: 'AA==' });
-  const revision = Number(range.header.revision);
+  const revision = at ?? Number(range.header.revision);
   try {
     await etcd(kube, '/v3/kv/compaction', { revision: String(revision), physical: true });
   } catch (err) {
