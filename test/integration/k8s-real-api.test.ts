@@ -39,6 +39,7 @@ const INDEX = 'logs-kubernetes.container_logs-default';
 const AGENT_NS = 'logferry';
 const AGENT_SA = 'logferry';
 
+// biome-ignore lint/suspicious/noExplicitAny: shipped documents and API objects are read by path in assertions
 type Source = Record<string, any>;
 
 let dir: string;
