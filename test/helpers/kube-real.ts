@@ -127,8 +127,17 @@ export async function kubectl(kube: RealKube, args: string[], input?: string): P
   if (input !== undefined) {
     child.child.stdin!.end(input);
   }
-  const { stdout } = await child;
-  return stdout;
+  try {
+    const { stdout } = await child;
+    return stdout;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') {
+      throw new Error(
+        `${KUBECTL} not found: the real-Kubernetes suite needs kubectl >= 1.24 (for create token); set LOGFERRY_TEST_KUBECTL`,
+      );
+    }
+    throw err;
+  }
 }
 
 /** A namespace and the `default` ServiceAccount a controller manager would have created in it. */
