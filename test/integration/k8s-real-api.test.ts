@@ -451,6 +451,50 @@ describe.skipIf(kube === undefined)(`a real kube-apiserver (${kube?.version ?? '
     expect(await agent.exited).toBe(0);
   });
 
+  it('a watch resumed exactly one revision before the compaction (500 "PrevKv=nil", every time) is relisted', async () => {
+    const node = `node-${suffix()}`;
+    const ns = `prevkv-${suffix()}`;
+    await createNamespace(k, ns);
+    await createPod(k, { name: 'p', namespace: ns, nodeName: node, labels: { step: '0' } });
+    const proxy = await startCutProxy(k.host, k.port);
+    proxies.push(proxy);
+    const agent = await startRealAgent(node, { kind: 'in-cluster', port: proxy.port });
+    await waitReady(agent);
+
+    // The agent's watch delivers the change at revision X: it would resume from X. Cut, change the pod once more
+    // (revision Y) and compact at Y. Resumed from X, the watch starts at Y itself: the 500, not a 410, when
+    // nothing else was written between X and Y (the API server renews its own leases now and then: try again).
+    let step = 0;
+    for (;;) {
+      step += 1;
+      expect(step).toBeLessThan(6);
+      const x = Number(
+        (await patchPodMetadata(k, ns, 'p', { labels: { step: `${step}a` } })).metadata.resourceVersion,
+      );
+      await sleep(1_000);
+      proxy.cut();
+      await until('the agent to notice', async () => (await readyz(agent)).status === 503);
+      const y = Number(
+        (await patchPodMetadata(k, ns, 'p', { labels: { step: `${step}b` } })).metadata.resourceVersion,
+      );
+      if (y === x + 1) {
+        await compactEtcd(k, y);
+        break;
+      }
+      proxy.resume();
+      await waitReady(agent);
+    }
+    proxy.resume();
+    // Before the fix the agent resumed from X again and again and stayed not ready.
+    await until('ready again', async () => (await readyz(agent)).status === 200, 40_000);
+    const pod = await apiOk<CreatedPod>(k, 'GET', `/api/v1/namespaces/${ns}/pods/p`);
+    await podLog(pod, 'app', [criLine(1, 'after the 500')]);
+    await until('the line', () => docsOf(pod).length === 1 || undefined);
+    expect(docsOf(pod)[0]!.kubernetes.labels).toEqual({ step: `${step}b` });
+    agent.child.kill('SIGTERM');
+    expect(await agent.exited).toBe(0);
+  });
+
   it.each(['watch', 'list'])(
     'a ClusterRole without %s on pods: one warning naming RBAC and the verb, not ready, lines still shipped',
     async (missing) => {
