@@ -10,14 +10,12 @@ export const NODE = 'node-1';
 /** Where an agent under test runs: its temp dir (pods/ and state/ inside), the fakes, and the list of children to kill. */
 export interface AgentEnv {
   dir: string;
-  /** '' for no --kube-api (in-cluster or KUBECONFIG, from `processEnv`) */
+  /** '' for no --kube-api (in-cluster or KUBECONFIG, from startAgent's childEnv) */
   kubeUrl: string;
   esUrl: string;
   children: ChildProcess[];
   /** --node-name; default NODE */
   nodeName?: string | undefined;
-  /** the agent's environment; default this process's */
-  processEnv?: NodeJS.ProcessEnv | undefined;
 }
 
 /** Appends CRI lines to `<dir>/pods/<ns>_<pod>_<uid>/<container>/0.log`; returns the file. */
@@ -70,10 +68,15 @@ export interface Agent {
   exited: Promise<number | null>;
 }
 
-export function startAgent(env: AgentEnv, extra: string[] = [], stdout: 'pipe' | 'ignore' = 'pipe'): Agent {
+export function startAgent(
+  env: AgentEnv,
+  extra: string[] = [],
+  stdout: 'pipe' | 'ignore' = 'pipe',
+  childEnv: NodeJS.ProcessEnv = process.env,
+): Agent {
   const child = spawn(process.execPath, [BIN, ...agentArgs(env, extra)], {
     stdio: ['ignore', stdout, 'pipe'],
-    ...(env.processEnv === undefined ? {} : { env: env.processEnv }),
+    env: childEnv,
   });
   env.children.push(child);
   const logs: Array<Record<string, unknown>> = [];

@@ -128,8 +128,8 @@ async function startRealAgent(nodeName: string, conn: Connection, extra: string[
     );
     env.KUBECONFIG = file;
   }
-  const agentEnv: AgentEnv = { dir, kubeUrl: '', esUrl: es.url, children, nodeName, processEnv: env };
-  return startAgent(agentEnv, args);
+  const agentEnv: AgentEnv = { dir, kubeUrl: '', esUrl: es.url, children, nodeName };
+  return startAgent(agentEnv, args, 'pipe', env);
 }
 
 async function readyz(agent: Agent): Promise<{ status: number; body: Source }> {
