@@ -8,11 +8,13 @@
 // env)" && npm run test:kube` (docs/testing-kubernetes.md). One server serves the whole file; every test uses
 // its own node name and namespaces, so tests never see each other's pods and the file can be rerun on the
 // same server.
-import type { ChildProcess } from 'node:child_process';
+import { type ChildProcess, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { existsSync } from 'node:fs';
 import { appendFile, mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { parseAllDocuments } from 'yaml';
 import { type FakeElasticsearch, startFakeElasticsearch } from '../fakes/fake-elasticsearch.ts';
 import { type Agent, type AgentEnv, startAgent } from '../helpers/agent.ts';
 import { criLine, ROOT, sleep, tempDir } from '../helpers/cli.ts';
@@ -35,6 +37,15 @@ import {
 } from '../helpers/kube-real.ts';
 
 const kube = realKube();
+// The Helm chart (#16), when this checkout has it and helm is built (scripts/helm.sh; not built here if missing).
+const CHART = process.env.LOGFERRY_TEST_CHART_DIR ?? join(ROOT, 'charts/logferry');
+const HELM = ((): string | undefined => {
+  if (process.env.LOGFERRY_HELM) return process.env.LOGFERRY_HELM;
+  const script = join(ROOT, 'scripts/helm.sh');
+  if (!existsSync(script)) return undefined;
+  const found = spawnSync('bash', [script, 'path'], { encoding: 'utf8' });
+  return found.status === 0 ? found.stdout.trim() : undefined;
+})();
 const INDEX = 'logs-kubernetes.container_logs-default';
 const AGENT_NS = 'logferry';
 const AGENT_SA = 'logferry';
@@ -351,6 +362,48 @@ describe.skipIf(kube === undefined)(`a real kube-apiserver (${kube?.version ?? '
       expect(await agent.exited).toBe(0);
     });
   });
+
+  it.skipIf(!existsSync(CHART) || HELM === undefined)(
+    "the Helm chart's RBAC, as rendered, is all the agent needs too",
+    async () => {
+      const release = `lf-${suffix()}`;
+      const releaseNs = `${release}-ns`;
+      await createNamespace(k, releaseNs);
+      const rendered = spawnSync(
+        HELM!,
+        ['template', release, CHART, '-n', releaseNs, '--show-only', 'templates/rbac.yaml'],
+        { encoding: 'utf8' },
+      );
+      expect(rendered.status, rendered.stderr).toBe(0);
+      const objects = parseAllDocuments(rendered.stdout)
+        .map((d) => d.toJS() as Source | null)
+        .filter((o): o is Source => o !== null);
+      expect(objects.map((o) => o.kind).sort()).toEqual([
+        'ClusterRole',
+        'ClusterRoleBinding',
+        'ServiceAccount',
+      ]);
+      await kubectl(k, ['apply', '-f', '-'], rendered.stdout);
+      const sa = objects.find((o) => o.kind === 'ServiceAccount')!.metadata.name as string;
+      const token = await createToken(k, releaseNs, sa);
+
+      const node = `node-${suffix()}`;
+      const ns = `helm-${suffix()}`;
+      await createNamespace(k, ns, { team: 'charts' });
+      const pod = await createPod(k, { name: 'p', namespace: ns, nodeName: node, labels: { via: 'helm' } });
+      const agent = await startRealAgent(node, { kind: 'in-cluster', token }, ['--kube-namespace-labels']);
+      await waitReady(agent);
+      await podLog(pod, 'app', [criLine(1, 'with the chart’s service account')]);
+      await until('the line', () => docsOf(pod).length === 1 || undefined);
+      expect(docsOf(pod)[0]!.kubernetes).toMatchObject({
+        labels: { via: 'helm' },
+        namespace_labels: { team: 'charts' },
+      });
+      expect(warnings(agent, /RBAC|401|403/)).toEqual([]);
+      agent.child.kill('SIGTERM');
+      expect(await agent.exited).toBe(0);
+    },
+  );
 
   it('pods created and deleted (grace period 0) while the agent runs are picked up', async () => {
     const node = `node-${suffix()}`;
