@@ -124,6 +124,10 @@ async function podSource(get: Get, log: Logger): Promise<PodMetadataSource> {
       apiUrl === undefined
         ? { kind: 'auto' }
         : { kind: 'url', url: apiUrl, tokenFile: get<string | undefined>('kube.tokenFile') },
+    inCluster: {
+      tokenFile: join(get<string>('kube.serviceAccountDir'), 'token'),
+      caFile: join(get<string>('kube.serviceAccountDir'), 'ca.crt'),
+    },
     namespaceLabels: get<boolean>('kube.namespaceLabels'),
     deletedPodTtlMs: get<number>('kube.deletedPodTtlMs'),
   });

@@ -299,6 +299,14 @@ export const AGENT_OPTIONS: readonly OptionSpec[] = [
     description: 'bearer token file for --kube-api',
   },
   {
+    key: 'kube.serviceAccountDir',
+    flag: 'kube-service-account-dir',
+    type: 'string',
+    default: '/var/run/secrets/kubernetes.io/serviceaccount',
+    description:
+      'in a pod (KUBERNETES_SERVICE_HOST set): the directory with the service account token and ca.crt (re-read every minute)',
+  },
+  {
     key: 'kube.podWaitMs',
     flag: 'kube-pod-wait-ms',
     type: 'int',

@@ -134,6 +134,24 @@ function containerIdFor(meta: PodMetadata, container: string, restartCount: numb
   return undefined;
 }
 
+/**
+ * Whether the pod's status may still bring the container id of this file: a log file exists once the container
+ * runs, but the kubelet reports its status (with the id) in a later update of the pod, so a pod first seen
+ * without it is provisional and asked about again (seen against a real API server: a pod is created, then its
+ * status is patched). Final when the id is there, when the status is past this file's instance (an older
+ * restart, whose id comes with the status's lastState or not at all), when the container is not in the pod, or
+ * when the pod is deleted.
+ */
+function containerIdPending(meta: PodMetadata, container: string, restartCount: number): boolean {
+  if (meta.deletedAtMs !== undefined) return false;
+  const c = meta.containers[container];
+  if (c === undefined) return false;
+  if (c.restartCount === undefined) return true;
+  if (c.restartCount === restartCount) return c.id === undefined;
+  // a file newer than the status: the status has not caught up with this restart yet
+  return c.restartCount < restartCount;
+}
+
 function nonEmpty(record: Record<string, string>): boolean {
   for (const _ in record) return true;
   return false;
@@ -264,7 +282,10 @@ export function describeFile(
     exclude: excluded(c, ref.namespace, ref.podName, ref.container, annotations),
     fragment,
     fields,
-    complete: isLink || pod !== undefined,
+    complete:
+      isLink ||
+      (pod !== undefined &&
+        (rawId !== undefined || !containerIdPending(pod, ref.container, (ref as PodRef).restartCount))),
   };
   const parser = perContainer('parser');
   if (parser !== undefined) result.parser = parser;

@@ -10,6 +10,7 @@ import type { KubeWatch } from './kube-client.ts';
  * - "410 Gone" (a watch ERROR event with a Status of code 410, or a list answered 410) means the resume point was
  *   compacted away: relist. Relists ask for data "not older than" the last version seen, served from the API
  *   server's cache; if even that is refused, the next list is a consistent read;
+ * - any other ERROR event from the server (a 500 inside the stream) relists after a backoff, as client-go does;
  * - errors and disconnects retry with exponential backoff (with jitter, so a DaemonSet's agents do not reconnect
  *   in lockstep after an API server restart), reset by the first sign of health.
  *
@@ -51,6 +52,10 @@ export interface ListWatchOptions<T extends KubernetesObject> {
   replace(items: T[]): void;
   event(type: WatchEventType, object: T): void;
   onStateChange(state: LoopState, error: string | undefined): void;
+  /** every failure, for a metric (onStateChange only tells changes) */
+  onError?: ((message: string, accessDenied: boolean) => void) | undefined;
+  /** a watch was answered 410 Gone (its resourceVersion was compacted away): the loop relists */
+  onExpired?: ((resourceVersion: string) => void) | undefined;
   backoffInitialMs: number;
   backoffMaxMs: number;
   /** a list taking longer than this is abandoned and retried */
@@ -71,6 +76,10 @@ interface WatchEnd {
   /** the watch was healthy (events, or open for healthyAfterMs) */
   healthy: boolean;
   error: string | undefined;
+  /** the API refused access (401/403) */
+  denied: boolean;
+  /** the server sent an ERROR event other than 410 inside the stream */
+  serverError: boolean;
   /** the library's idle timeout ended it */
   idleTimeout: boolean;
 }
@@ -109,6 +118,22 @@ export function describeError(err: unknown): string {
   return status !== undefined ? `HTTP ${status}: ${message}` : `${message}${causeText}`;
 }
 
+/**
+ * For an answer of 401 or 403, one line saying what the agent lacks, naming RBAC; undefined for anything else.
+ * A 403 is RBAC refusing the verb (the Status message names the user, e.g. `pods is forbidden: User
+ * "system:serviceaccount:logferry:logferry" cannot watch resource "pods" in API group "" at the cluster scope`);
+ * a 401 comes before any RBAC check: the token itself was refused.
+ */
+export function accessProblem(err: unknown, verb: 'list' | 'watch', resource: string): string | undefined {
+  const status = errorStatus(err);
+  if (status !== 401 && status !== 403) return undefined;
+  const detail = describeError(err);
+  if (status === 403) {
+    return `RBAC forbids the agent to ${verb} ${resource} (${detail}): its ClusterRole needs get, list and watch on ${resource} (see k8s/rbac.yaml)`;
+  }
+  return `the API refused the agent's credentials (${detail}), before any RBAC check: the bearer token (the service account token file in a pod, else the kubeconfig's user) is missing, invalid or expired`;
+}
+
 function validObject(obj: unknown): obj is KubernetesObject {
   if (typeof obj !== 'object' || obj === null) return false;
   const meta = (obj as KubernetesObject).metadata;
@@ -128,6 +153,8 @@ export class ListWatchLoop<T extends KubernetesObject> {
   #failures = 0;
   #expiredStreak = 0;
   #lastError: string | undefined;
+  /** the last failure was a 401 or 403 (see accessProblem) */
+  #accessDenied = false;
   readonly #stop = new AbortController();
   #running: Promise<void> | undefined;
   #abortWatch: (() => void) | undefined;
@@ -142,6 +169,11 @@ export class ListWatchLoop<T extends KubernetesObject> {
 
   get lastError(): string | undefined {
     return this.#lastError;
+  }
+
+  /** the last failure was the API refusing access (401, or 403 from RBAC): retrying alone will not fix it */
+  get accessDenied(): boolean {
+    return this.#accessDenied;
   }
 
   start(): void {
@@ -179,12 +211,18 @@ export class ListWatchLoop<T extends KubernetesObject> {
       // Progress since the last relist: a 410 now is news, not a loop.
       if (end.healthy) this.#expiredStreak = 0;
       if (end.expired) {
+        this.#opts.onExpired?.(this.#resumeFrom!);
         this.#expiredStreak += 1;
         this.#resumeFrom = undefined;
         continue;
       }
+      // An ERROR event other than 410 is the server failing to serve this resume point; resuming from it again
+      // can fail the same way forever. Seen against a real kube-apiserver 1.34: a watch resumed exactly one
+      // revision before an etcd compaction gets `500 InternalError: etcd event received with PrevKv=nil` every
+      // time. So relist (after the backoff below), as client-go's reflector does after a watch error.
+      if (end.serverError) this.#resumeFrom = undefined;
       if (end.healthy || (end.connected && end.idleTimeout)) continue;
-      this.#fail(end.error ?? `the ${this.#opts.resource} watch closed before sending anything`);
+      this.#fail(end.error ?? `the ${this.#opts.resource} watch closed before sending anything`, end.denied);
       await this.#sleep(this.#delay(this.#failures));
     }
   }
@@ -218,10 +256,12 @@ export class ListWatchLoop<T extends KubernetesObject> {
       this.#expiredStreak = 0;
       const timedOut =
         (err as { name?: string }).name === 'TimeoutError' || signal.reason?.name === 'TimeoutError';
+      const denied = accessProblem(err, 'list', this.#opts.resource);
       this.#fail(
         timedOut
           ? `listing ${this.#opts.resource} timed out after ${this.#opts.listTimeoutMs} ms`
-          : `listing ${this.#opts.resource}: ${describeError(err)}`,
+          : (denied ?? `listing ${this.#opts.resource}: ${describeError(err)}`),
+        denied !== undefined,
       );
       return false;
     }
@@ -243,6 +283,8 @@ export class ListWatchLoop<T extends KubernetesObject> {
         events: 0,
         healthy: false,
         error: undefined,
+        denied: false,
+        serverError: false,
         idleTimeout: false,
       };
       let finished = false;
@@ -263,7 +305,11 @@ export class ListWatchLoop<T extends KubernetesObject> {
         if (err !== null && err !== undefined && end.error === undefined && !this.#stopped) {
           if ((err as { name?: string }).name === 'TimeoutError') end.idleTimeout = true;
           else if (errorStatus(err) === 410) end.expired = true;
-          else end.error = `watching ${this.#opts.resource}: ${describeError(err)}`;
+          else {
+            const denied = accessProblem(err, 'watch', this.#opts.resource);
+            end.denied = denied !== undefined;
+            end.error = denied ?? `watching ${this.#opts.resource}: ${describeError(err)}`;
+          }
         }
         resolve(end);
       };
@@ -278,6 +324,7 @@ export class ListWatchLoop<T extends KubernetesObject> {
           if (status?.code === 410) {
             end.expired = true;
           } else {
+            end.serverError = true;
             end.error = `watching ${this.#opts.resource}: ${status?.code ?? 'error'} ${status?.reason ?? ''}: ${status?.message ?? ''}`;
           }
           // The API server closes the stream after an ERROR event; do not depend on it.
@@ -318,12 +365,18 @@ export class ListWatchLoop<T extends KubernetesObject> {
 
   #succeed(): void {
     this.#failures = 0;
+    this.#accessDenied = false;
     if (this.#listed && this.#state !== 'synced') this.#setState('synced', undefined);
   }
 
-  #fail(message: string): void {
+  #fail(message: string, accessDenied = false): void {
     this.#failures += 1;
     this.#lastError = message;
+    const deniedNow = accessDenied && !this.#accessDenied;
+    this.#accessDenied = accessDenied;
+    this.#opts.onError?.(message, accessDenied);
+    // Already unreachable (the network), now refused (RBAC): that is news worth a line of its own.
+    if (deniedNow && this.#state === 'unreachable') this.#opts.onStateChange('unreachable', message);
     this.#setState('unreachable', message);
   }
 

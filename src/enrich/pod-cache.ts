@@ -20,7 +20,7 @@ export interface KubernetesPodSourceOptions {
   connection?: KubeConnection | undefined;
   /** a ready KubeConfig, used instead of `connection` (through @kubernetes/client-node) */
   kubeConfig?: KubeConfig | undefined;
-  /** for tests: the environment and service account files an in-cluster connection reads */
+  /** the environment and service account files an in-cluster connection reads (kube.serviceAccountDir) */
   inCluster?: Partial<InClusterSource> | undefined;
   /** the built-in client's User-Agent; default 'logferry' */
   userAgent?: string | undefined;
@@ -71,6 +71,9 @@ export class KubernetesPodSource implements PodMetadataSource {
   #podLoop: ListWatchLoop<V1Pod> | undefined;
   #state: MetadataStatus['state'] = 'syncing';
   #misses = 0;
+  #apiErrors = 0;
+  /** the access problem last logged, so a refusal is logged once, not at every retry */
+  #deniedLogged: string | undefined;
   #evictionTimer: NodeJS.Timeout | undefined;
   #evictionAt = Number.POSITIVE_INFINITY;
   #started = false;
@@ -136,6 +139,14 @@ export class KubernetesPodSource implements PodMetadataSource {
       healthyAfterMs: this.#opts.healthyAfterMs ?? 2_000,
       watchTimeoutSeconds: () => this.#opts.watchTimeoutSeconds ?? 300 + Math.floor(Math.random() * 300),
       onStateChange: () => this.#updateState(),
+      onError: () => {
+        this.#apiErrors += 1;
+      },
+      onExpired: (resourceVersion: string) =>
+        this.#opts.logger.info(
+          'kubernetes watch expired (410 Gone: its resourceVersion was compacted away); relisting',
+          { node: this.#opts.nodeName, resourceVersion },
+        ),
     };
     this.#podLoop = new ListWatchLoop<V1Pod>({
       ...common,
@@ -210,6 +221,7 @@ export class KubernetesPodSource implements PodMetadataSource {
       cachedPods: this.#pods.size,
       misses: this.#misses,
       lastError: this.#loops.map((l) => l.lastError).find((e) => e !== undefined),
+      apiErrors: this.#apiErrors,
     };
   }
 
@@ -221,10 +233,20 @@ export class KubernetesPodSource implements PodMetadataSource {
         ? 'syncing'
         : 'synced';
     const previous = this.#state;
-    if (next === previous) return;
+    const denied = next === 'unreachable' ? this.#loops.find((l) => l.accessDenied)?.lastError : undefined;
+    const deniedIsNews = denied !== undefined && denied !== this.#deniedLogged;
+    if (next === previous && !deniedIsNews) return;
     this.#state = next;
+    this.#deniedLogged = denied;
     const context = { node: this.#opts.nodeName, pods: this.#pods.size };
-    if (next === 'unreachable') {
+    if (denied !== undefined) {
+      // One line that says what is wrong, how to fix it and what happens meanwhile: a refusal does not go away
+      // by retrying, and the text logger shows no context fields.
+      this.#opts.logger.warn(
+        `kubernetes API: ${denied}; not ready, retrying with backoff; meanwhile lines ship with the pod metadata cached so far (path metadata only for pods never listed)`,
+        context,
+      );
+    } else if (next === 'unreachable') {
       this.#opts.logger.warn('kubernetes API unreachable; retrying with backoff, pod metadata may be stale', {
         ...context,
         error: this.status().lastError,

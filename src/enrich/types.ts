@@ -57,6 +57,8 @@ export interface MetadataStatus {
   cachedPods: number;
   misses: number;
   lastError: string | undefined;
+  /** failed API requests (lists and watches) since start */
+  apiErrors?: number | undefined;
 }
 
 /** The seam between the tail engine and Kubernetes metadata. */

@@ -183,6 +183,11 @@ export function createMetrics(sources: MetricsSources): Metrics {
     gauge('metadata_synced', '1 once the pod watch has synced.', () =>
       metadata().state === 'synced' ? 1 : 0,
     );
+    counter(
+      'metadata_api_errors_total',
+      'Failed Kubernetes API lists and watches (unreachable, refused by RBAC, bad token); each is retried.',
+      () => metadata().apiErrors ?? 0,
+    );
   }
 
   return { registry, observeRequest: (seconds) => histogram.observe(seconds) };

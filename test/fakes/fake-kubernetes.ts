@@ -10,8 +10,15 @@
 //   replay every change after N; an object entering or leaving a field selector is seen as ADDED or DELETED;
 //   BOOKMARKs only with allowWatchBookmarks; the stream ends after timeoutSeconds;
 // - resuming from a version older than the last compact() gives, like the API, HTTP 200 and one ERROR event
-//   whose object is a Status with code 410 (reason Expired), then the end of the stream;
-// - optional bearer token (401 Status otherwise).
+//   whose object is a Status with code 410 (reason Expired), then the end of the stream; resuming from exactly
+//   one version before it, when that version changed an existing object, gives the real server's 500
+//   InternalError ERROR event ("etcd event received with PrevKv=nil");
+// - optional bearer token (401 Status otherwise);
+// - RBAC refusals on demand (forbid()): 403 with the Status a real API server sends, naming the user and verb;
+// - namespaces carry the `kubernetes.io/metadata.name` label, set (and kept) by the API server itself since 1.21.
+//
+// Checked against a real kube-apiserver v1.34.4 (test/integration/k8s-real-api.test.ts); where the two
+// disagreed, the fake was changed to match (the namespace label, the 403 body).
 //
 // Not modelled: label selectors (recorded, ignored), pagination (limit/continue), namespaced paths, other kinds,
 // the 3 s wait before "Too large resource version" (answered at once), HTTP/2.
@@ -42,7 +49,12 @@ export interface FakeKubernetesOptions {
   port?: number;
   /** send a BOOKMARK to every watch that allows them this often; default: only on sendBookmarks() */
   bookmarkIntervalMs?: number;
+  /** the user named in 403 messages; default the agent's service account, system:serviceaccount:logferry:logferry */
+  user?: string;
 }
+
+export type FakeVerb = 'list' | 'watch';
+export type FakeResource = 'pods' | 'namespaces';
 
 export interface RecordedRequest {
   method: string;
@@ -74,7 +86,10 @@ export interface FakeKubernetes {
   updateNamespace(ns: V1Namespace): V1Namespace;
   deleteNamespace(name: string): V1Namespace;
   pods(): V1Pod[];
-  /** Forgets the change history: watches resuming from an older version get 410 Gone. */
+  /**
+   * Forgets the change history before the current version, as an etcd compaction at it: watches resuming from
+   * two or more versions back get 410 Gone; from one version back, see the 500 above.
+   */
   compact(): void;
   /** Ends every open watch: 'destroy' (default) cuts the connection, 'end' finishes the response cleanly. */
   dropWatches(mode?: 'destroy' | 'end'): number;
@@ -89,6 +104,12 @@ export interface FakeKubernetes {
    * requests only (held ones stay open until the client gives up or the server stops).
    */
   setHang(on: boolean): void;
+  /**
+   * RBAC refuses `verb` on `resource` from now on (403 Forbidden, the real Status body), until allowAll().
+   * A watch is refused before it starts, with an HTTP 403, as a real API server does.
+   */
+  forbid(verb: FakeVerb, resource: FakeResource): void;
+  allowAll(): void;
   /** Clears the request log. */
   clearRequests(): void;
   /** Closes the listener and every connection: clients get "connection refused" until restart(). */
@@ -184,6 +205,8 @@ export async function startFakeKubernetes(opts: FakeKubernetesOptions = {}): Pro
   let garbage = false;
   let hang = false;
   let closed = false;
+  const forbidden = new Set<string>();
+  const user = opts.user ?? 'system:serviceaccount:logferry:logferry';
 
   const server: Server = createServer();
   server.on('connection', (socket: Socket) => {
@@ -217,6 +240,20 @@ export async function startFakeKubernetes(opts: FakeKubernetesOptions = {}): Pro
     if (opts.token !== undefined && req.headers.authorization !== `Bearer ${opts.token}`) {
       record.status = 401;
       return reply.code(401).send(status(401, 'Unauthorized', 'Unauthorized'));
+    }
+    const resource = url.pathname.replace(/^\/api\/v1\//, '');
+    const verb = record.watch ? 'watch' : 'list';
+    if (forbidden.has(`${verb} ${resource}`)) {
+      record.status = 403;
+      // as kube-apiserver v1.34 answers a ServiceAccount without the verb (cluster-wide list or watch)
+      return reply.code(403).send({
+        ...status(
+          403,
+          'Forbidden',
+          `${resource} is forbidden: User "${user}" cannot ${verb} resource "${resource}" in API group "" at the cluster scope`,
+        ),
+        details: { kind: resource },
+      });
     }
     if (hang) {
       record.status = 200;
@@ -294,7 +331,7 @@ export async function startFakeKubernetes(opts: FakeKubernetesOptions = {}): Pro
       if (query.resourceVersionMatch === 'Exact' && n < compactedRv) {
         return reply
           .code(410)
-          .send(status(410, 'Expired', `too old resource version: ${n} (${compactedRv})`));
+          .send(status(410, 'Expired', 'The resourceVersion for the provided list is too old.'));
       }
       if (n > rv) {
         return reply.code(504).send({
@@ -341,8 +378,22 @@ export async function startFakeKubernetes(opts: FakeKubernetesOptions = {}): Pro
     const from = query.resourceVersion;
     if (from !== undefined && from !== '' && from !== '0') {
       const n = Number(from);
-      if (!Number.isInteger(n) || n < compactedRv) {
-        write(w, 'ERROR', status(410, 'Expired', `too old resource version: ${from} (${compactedRv})`));
+      // As kube-apiserver over etcd (pods without a watch cache): a watch from n starts at revision n + 1, so it
+      // is "too old" only when n + 1 is below the compaction revision. Starting exactly at it, a change to an
+      // existing object comes without its previous state, which the API server needs: a 500 ERROR event.
+      if (!Number.isInteger(n) || n + 1 < compactedRv) {
+        write(w, 'ERROR', status(410, 'Expired', 'The resourceVersion for the provided watch is too old.'));
+        res.end();
+        return;
+      }
+      const first = history.find((ev) => ev.rv === n + 1);
+      if (n + 1 === compactedRv && first !== undefined && first.kind === kind && first.type !== 'ADDED') {
+        const key = `/registry/${kind === 'Pod' ? 'pods' : 'namespaces'}/${kind === 'Pod' ? `${first.object.metadata?.namespace}/` : ''}${first.object.metadata?.name}`;
+        const message = `etcd event received with PrevKv=nil (key="${key}", modRevision=${first.rv}, type=${first.type === 'DELETED' ? 'DELETE' : 'PUT'})`;
+        write(w, 'ERROR', {
+          ...status(500, 'InternalError', `Internal error occurred: ${message}`),
+          details: { causes: [{ message }] },
+        });
         res.end();
         return;
       }
@@ -409,6 +460,10 @@ export async function startFakeKubernetes(opts: FakeKubernetesOptions = {}): Pro
     obj.apiVersion = 'v1';
     obj.metadata ??= {};
     if (kind === 'Pod') obj.metadata.namespace ??= 'default';
+    // the API server sets this label on every namespace and restores it if removed
+    if (kind === 'Namespace' && obj.metadata.name !== undefined) {
+      obj.metadata.labels = { ...obj.metadata.labels, 'kubernetes.io/metadata.name': obj.metadata.name };
+    }
     const key = keyOf(kind, obj);
     const previous = objects.get(key);
     if (mode === 'add' && previous !== undefined) throw new Error(`fake-kubernetes: ${key} already exists`);
@@ -462,8 +517,9 @@ export async function startFakeKubernetes(opts: FakeKubernetesOptions = {}): Pro
     pods: () =>
       [...objects.entries()].filter(([k]) => k.startsWith('Pod/')).map(([, o]) => clone(o) as V1Pod),
     compact() {
-      history = [];
       compactedRv = rv;
+      // etcd keeps the revision compacted at
+      history = history.filter((ev) => ev.rv >= compactedRv);
     },
     dropWatches(mode = 'destroy') {
       const n = watchers.size;
@@ -481,6 +537,12 @@ export async function startFakeKubernetes(opts: FakeKubernetesOptions = {}): Pro
     },
     setHang(on) {
       hang = on;
+    },
+    forbid(verb, resource) {
+      forbidden.add(`${verb} ${resource}`);
+    },
+    allowAll() {
+      forbidden.clear();
     },
     clearRequests() {
       requests = [];

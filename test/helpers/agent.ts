@@ -10,9 +10,12 @@ export const NODE = 'node-1';
 /** Where an agent under test runs: its temp dir (pods/ and state/ inside), the fakes, and the list of children to kill. */
 export interface AgentEnv {
   dir: string;
+  /** '' for no --kube-api (in-cluster or KUBECONFIG, from startAgent's childEnv) */
   kubeUrl: string;
   esUrl: string;
   children: ChildProcess[];
+  /** --node-name; default NODE */
+  nodeName?: string | undefined;
 }
 
 /** Appends CRI lines to `<dir>/pods/<ns>_<pod>_<uid>/<container>/0.log`; returns the file. */
@@ -40,9 +43,8 @@ export function agentArgs(env: AgentEnv, extra: string[] = []): string[] {
     '--state-dir',
     join(env.dir, 'state'),
     '--node-name',
-    NODE,
-    '--kube-api',
-    env.kubeUrl,
+    env.nodeName ?? NODE,
+    ...(env.kubeUrl === '' ? [] : ['--kube-api', env.kubeUrl]),
     '--es',
     env.esUrl,
     '--http-addr',

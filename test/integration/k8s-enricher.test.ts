@@ -103,9 +103,10 @@ describe('KubernetesEnricher with the pod cache', () => {
         namespace: 'shop',
         uid,
         annotations: { 'logferry.io/exclude-sidecar': 'true' },
+        // running containers (with ids): without them the answer would be provisional
         containers: [
-          { name: 'app', image: 'app:1' },
-          { name: 'sidecar', image: 'sidecar:1' },
+          { name: 'app', image: 'app:1', id: `containerd://${CID}` },
+          { name: 'sidecar', image: 'sidecar:1', id: `containerd://${CID.replace('a1', 'b2')}` },
         ],
       }),
     );

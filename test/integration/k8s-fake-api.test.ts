@@ -160,6 +160,7 @@ describe('fake Kubernetes API', () => {
   it('answers a resume from a compacted version with an ERROR event holding a 410 Status, then ends', async () => {
     const old = fake.resourceVersion;
     fake.addPod(makePod({ name: 'a' }));
+    fake.addPod(makePod({ name: 'a2' }));
     fake.compact();
     const w = await openWatch(`${fake.url}/api/v1/pods?watch=true&resourceVersion=${old}`);
     expect(w.status).toBe(200);
@@ -170,7 +171,7 @@ describe('fake Kubernetes API', () => {
         apiVersion: 'v1',
         metadata: {},
         status: 'Failure',
-        message: `too old resource version: ${old} (${fake.resourceVersion})`,
+        message: 'The resourceVersion for the provided watch is too old.',
         reason: 'Expired',
         code: 410,
       },
@@ -180,6 +181,40 @@ describe('fake Kubernetes API', () => {
     const ok = await openWatch(`${fake.url}/api/v1/pods?watch=true&resourceVersion=${fake.resourceVersion}`);
     fake.addPod(makePod({ name: 'b' }));
     expect(await ok.next()).toMatchObject({ type: 'ADDED', object: { metadata: { name: 'b' } } });
+    ok.close();
+  });
+
+  // Seen against kube-apiserver v1.34.4 with etcd 3.4 (k8s-real-api.test.ts): a watch that starts exactly at
+  // the compaction revision gets the change made there without its previous state, and fails with a 500.
+  it('answers a resume from one version before the compaction, when it changed a pod, with a 500 ERROR event', async () => {
+    fake.addPod(makePod({ name: 'a' }));
+    const old = fake.resourceVersion;
+    fake.patchPod('default', 'a', (p) => {
+      p.metadata!.labels = { changed: 'yes' };
+    });
+    fake.compact();
+    const w = await openWatch(`${fake.url}/api/v1/pods?watch=true&resourceVersion=${old}`);
+    const message = `etcd event received with PrevKv=nil (key="/registry/pods/default/a", modRevision=${fake.resourceVersion}, type=PUT)`;
+    expect(await w.next()).toEqual({
+      type: 'ERROR',
+      object: {
+        kind: 'Status',
+        apiVersion: 'v1',
+        metadata: {},
+        status: 'Failure',
+        message: `Internal error occurred: ${message}`,
+        reason: 'InternalError',
+        details: { causes: [{ message }] },
+        code: 500,
+      },
+    });
+    expect(await w.next()).toBeUndefined();
+    // one version back where that version created the object: served (a creation has no previous state)
+    const created = fake.resourceVersion;
+    fake.addPod(makePod({ name: 'c' }));
+    fake.compact();
+    const ok = await openWatch(`${fake.url}/api/v1/pods?watch=true&resourceVersion=${created}`);
+    expect(await ok.next()).toMatchObject({ type: 'ADDED', object: { metadata: { name: 'c' } } });
     ok.close();
   });
 

@@ -7,7 +7,13 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { KubernetesPodSource, type KubernetesPodSourceOptions } from '../../src/enrich/pod-cache.ts';
 import type { Logger } from '../../src/telemetry/logger.ts';
-import { type FakeKubernetes, makePod, startFakeKubernetes } from '../fakes/fake-kubernetes.ts';
+import {
+  type FakeKubernetes,
+  type FakeResource,
+  type FakeVerb,
+  makePod,
+  startFakeKubernetes,
+} from '../fakes/fake-kubernetes.ts';
 
 interface LogLine {
   level: 'info' | 'warn' | 'error';
@@ -96,7 +102,13 @@ describe('KubernetesPodSource', () => {
       deletedAtMs: undefined,
     });
     expect(source.get(uidOf(other))).toBeUndefined();
-    expect(source.status()).toEqual({ state: 'synced', cachedPods: 1, misses: 0, lastError: undefined });
+    expect(source.status()).toEqual({
+      state: 'synced',
+      cachedPods: 1,
+      misses: 0,
+      lastError: undefined,
+      apiErrors: 0,
+    });
     expect(log.lines).toEqual([
       { level: 'info', message: 'kubernetes pod metadata synced', context: { node: 'node-a', pods: 1 } },
     ]);
@@ -185,6 +197,32 @@ describe('KubernetesPodSource', () => {
     expect(source.status().misses).toBe(1);
     // Known pods answer at once.
     expect((await source.waitFor(uid, 0))?.name).toBe('late');
+  });
+
+  // Found against a real kube-apiserver: resumed exactly one version before a compaction, the watch gets a 500
+  // ERROR event each time; resuming from the same version again never recovers, a relist does.
+  it('relists after a 500 ERROR event rather than resuming from the same version again', async () => {
+    const { fake, source, log } = await setup();
+    const pod = fake.addPod(makePod({ name: 'p' }));
+    await source.start();
+    await until('a watch', () => fake.openWatches('Pod') === 1);
+    await fake.stop();
+    fake.patchPod('default', 'p', (p) => {
+      p.metadata!.labels = { changed: 'yes' };
+    });
+    fake.compact();
+    fake.clearRequests();
+    await fake.restart();
+
+    await until('the relist', () => source.get(uidOf(pod))?.labels.changed === 'yes');
+    const requests = fake.requests.map((r) => `${r.watch ? 'watch' : 'list'} ${r.query.resourceVersion}`);
+    // the resumed watch got the 500; then a list, not the same watch again
+    expect(requests.slice(0, 2)).toEqual([
+      `watch ${Number(fake.resourceVersion) - 1}`,
+      `list ${Number(fake.resourceVersion) - 1}`,
+    ]);
+    await until('synced', () => source.status().state === 'synced');
+    expect(log.lines.at(-1)?.message).toBe('kubernetes API reachable again; pod metadata synced');
   });
 
   it('relists after 410 Gone and ends up with the same state as the API', async () => {
@@ -372,7 +410,10 @@ describe('KubernetesPodSource', () => {
     });
     await rejected.start();
     await until('unreachable', () => rejected.status().state === 'unreachable');
-    expect(rejected.status().lastError).toBe('listing pods: HTTP 401: Unauthorized');
+    expect(rejected.status().lastError).toBe(
+      "the API refused the agent's credentials (HTTP 401: Unauthorized), before any RBAC check: the bearer token (the service account token file in a pod, else the kubeconfig's user) is missing, invalid or expired",
+    );
+    expect(log.lines.filter((l) => l.level === 'warn')).toHaveLength(1);
     await rejected.stop();
 
     source = new KubernetesPodSource({
@@ -385,6 +426,36 @@ describe('KubernetesPodSource', () => {
     expect(source.get(uidOf(pod))).toBeDefined();
     expect(fake.requests.at(-1)?.authorization).toBe('Bearer s3cr3t');
   });
+
+  // What a ClusterRole without one verb does (messages as kube-apiserver v1.34 sends them: the fake's forbid()).
+  it.each<[FakeVerb, FakeResource, boolean]>([
+    ['list', 'pods', false],
+    ['watch', 'pods', false],
+    ['list', 'namespaces', true],
+    ['watch', 'namespaces', true],
+  ])(
+    'RBAC refusing %s on %s: one warning naming RBAC and the verb, not synced, synced once granted',
+    async (verb, resource, namespaceLabels) => {
+      const { fake, source, log } = await setup({ namespaceLabels });
+      fake.forbid(verb, resource);
+      await source.start();
+      await until('refused', () => source.status().state === 'unreachable');
+      await sleep(600); // several retries at 20..200 ms
+      const warnings = log.lines.filter((l) => l.level === 'warn');
+      expect(warnings.map((l) => l.message)).toEqual([
+        `kubernetes API: RBAC forbids the agent to ${verb} ${resource} (HTTP 403: ${resource} is forbidden: User "system:serviceaccount:logferry:logferry" cannot ${verb} resource "${resource}" in API group "" at the cluster scope): its ClusterRole needs get, list and watch on ${resource} (see k8s/rbac.yaml); not ready, retrying with backoff; meanwhile lines ship with the pod metadata cached so far (path metadata only for pods never listed)`,
+      ]);
+      expect(source.status().state).toBe('unreachable');
+      expect(source.status().apiErrors).toBeGreaterThan(1);
+
+      fake.allowAll();
+      await until('synced', () => source.status().state === 'synced', 3_000);
+      expect(log.lines.at(-1)).toMatchObject({
+        level: 'info',
+        message: 'kubernetes API reachable again; pod metadata synced',
+      });
+    },
+  );
 
   it('adds namespace labels when enabled, and follows their changes', async () => {
     const { fake, source } = await setup({ namespaceLabels: true });

@@ -160,6 +160,51 @@ describe('describeFile decisions', () => {
     expect(out.fields['container.image.name']).toBe('registry.example.com/shop/checkout:2.3.1');
   });
 
+  // A real API server shows a pod before its status: the kubelet patches containerStatuses (with the container
+  // id) later. Until the id of the file's instance can be told, the answer is provisional and asked again.
+  const statusOf =
+    (status: Partial<PodMetadata['containers'][string]> | 'absent', deleted = false) =>
+    (m: PodMetadata): PodMetadata => {
+      const containers = { ...m.containers };
+      if (status === 'absent') delete containers.app;
+      else
+        containers.app = {
+          id: undefined,
+          image: 'registry.example.com/shop/checkout:2.3.1',
+          restartCount: undefined,
+          lastTerminatedId: undefined,
+          ...status,
+        };
+      return { ...m, containers, deletedAtMs: deleted ? 1 : undefined };
+    };
+  it.each<[string, number, ReturnType<typeof statusOf>, boolean]>([
+    ['no container status yet', 0, statusOf({}), false],
+    ['status without an id yet (ContainerCreating)', 0, statusOf({ restartCount: 0 }), false],
+    ['status with the id of this file', 0, statusOf({ restartCount: 0, id: 'containerd://a' }), true],
+    [
+      'status behind the file (restart 1, status still at 0)',
+      1,
+      statusOf({ restartCount: 0, id: 'containerd://a' }),
+      false,
+    ],
+    [
+      'previous instance with lastState',
+      0,
+      statusOf({ restartCount: 1, id: 'c://b', lastTerminatedId: 'c://a' }),
+      true,
+    ],
+    ['previous instance without lastState: never known', 0, statusOf({ restartCount: 1, id: 'c://b' }), true],
+    ['an instance two restarts back: never known', 0, statusOf({ restartCount: 2, id: 'c://c' }), true],
+    ['a container not in the pod', 0, statusOf('absent'), true],
+    ['a deleted pod without status: nothing more will come', 0, statusOf({}, true), true],
+  ])('%s: restart %i -> complete %s', (_name, restart, patch, complete) => {
+    const file = `/var/log/pods/shop_checkout-6d9f7c5b8-qx2lp_3f1c2a9e-5b7d-4e8f-9a0b-1c2d3e4f5a6b/app/${restart}.log`;
+    const out = describeFile(refOf(file), meta('deployment-pod', patch), {});
+    expect(out.complete).toBe(complete);
+    // provisional or not, what is known is shipped: labels always, the id when it belongs to this file
+    expect(out.fields['kubernetes.labels.app']).toBe('checkout');
+  });
+
   it('escapes whatever the API sends', () => {
     const m = meta('deployment-pod', (x) => ({ ...x, labels: { 'quote"key': 'line\nbreak \u2028' } }));
     const doc = `{${describeFile(refOf(path), m, {}).fragment.slice(1)}}`;

@@ -77,6 +77,7 @@ describe('createMetrics', () => {
         ['logferry_output_wrong_server_total', sink.wrongServer],
         ['logferry_output_bytes_total', sink.bytesSent],
         ['logferry_metadata_misses_total', state.metadata.misses],
+        ['logferry_metadata_api_errors_total', state.metadata.apiErrors ?? 0],
       ]);
     const check = async () => {
       const got = await scrape(metrics.registry);
@@ -102,7 +103,11 @@ describe('createMetrics', () => {
       sink.splits += 1;
       sink.wrongServer += round;
       sink.bytesSent += 4096;
-      state.metadata = { ...state.metadata, misses: state.metadata.misses + 2 };
+      state.metadata = {
+        ...state.metadata,
+        misses: state.metadata.misses + 2,
+        apiErrors: (state.metadata.apiErrors ?? 0) + round,
+      };
       // scraping twice without a change must not count anything twice
       await check();
       await check();
