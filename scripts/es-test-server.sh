@@ -375,13 +375,20 @@ cmd_start() {
     write_config "$home" "$i"
   done
 
-  local started_at=$SECONDS url urls=''
+  local started_at=$SECONDS url urls='' pids=() failed=0
+  # In parallel: `elasticsearch -d` returns once its node has started, which in a cluster waits for the
+  # others (up to discovery.initial_state_timeout, 30 s, each, one after the other).
   for ((i = 0; i < NODES; i++)); do
-    launch_node "$i" "$home" "$java_home" || {
-      cmd_stop >/dev/null 2>&1 || true
-      exit 1
-    }
+    launch_node "$i" "$home" "$java_home" &
+    pids+=("$!")
   done
+  for pid in "${pids[@]}"; do
+    wait "$pid" || failed=1
+  done
+  if [ "$failed" -ne 0 ]; then
+    cmd_stop >/dev/null 2>&1 || true
+    exit 1
+  fi
   for ((i = 0; i < NODES; i++)); do
     url="$(wait_node "$i" "$started_at")" || {
       cmd_stop >/dev/null 2>&1 || true

@@ -206,7 +206,7 @@ export async function runAgent(argv: string[]): Promise<number> {
             stop?.();
           },
         });
-  const { sink, elasticsearch } = await createOutput(output, log, (err) => {
+  const { sink, elasticsearch, nodes } = await createOutput(output, log, (err) => {
     log.error(`output failed: ${err.message}`);
     stop?.();
   });
@@ -221,6 +221,7 @@ export async function runAgent(argv: string[]): Promise<number> {
     files: () => pipeline.tailer.status(),
     metadata: () => pods.status(),
     output: () => ({ healthy: elasticsearch === undefined || elasticsearch.state !== 'retrying' }),
+    nodes,
   });
   if (elasticsearch !== undefined) elasticsearch.counters.observeRequest = metrics.observeRequest;
   const startedMs = Date.now();

@@ -3,6 +3,7 @@ import { redactCredentials, UsageError } from '../errors.ts';
 import type { Sink } from '../pipeline/types.ts';
 import type { ConnectionOptions } from '../sink/elasticsearch/client.ts';
 import { IndexTemplate, validateIndexName } from '../sink/elasticsearch/encode.ts';
+import type { NodeCounters } from '../sink/elasticsearch/node-watcher.ts';
 import type { ElasticsearchSink, ElasticsearchSinkOptions } from '../sink/elasticsearch/sink.ts';
 import { StreamSink } from '../sink/stdout.ts';
 import type { Logger } from '../telemetry/logger.ts';
@@ -169,6 +170,8 @@ export interface Output {
   sink: Sink;
   /** the Elasticsearch sink, when that is the output (for counters and state) */
   elasticsearch?: ElasticsearchSink | undefined;
+  /** the Elasticsearch nodes' failures and recoveries, when the output has a list of URLs */
+  nodes?: NodeCounters | undefined;
 }
 
 /**
@@ -181,14 +184,20 @@ export async function createOutput(
   onFatal: (err: Error) => void,
 ): Promise<Output> {
   if (config === undefined) return { sink: new StreamSink(process.stdout, onFatal) };
-  const [{ clientTransport, createClient }, { ElasticsearchSink }, { installTemplates }] = await Promise.all([
-    import('../sink/elasticsearch/client.ts'),
-    import('../sink/elasticsearch/sink.ts'),
-    import('../sink/elasticsearch/templates.ts'),
-  ]);
+  const [{ clientTransport, createClient }, { ElasticsearchSink }, { installTemplates }, { NodeWatcher }] =
+    await Promise.all([
+      import('../sink/elasticsearch/client.ts'),
+      import('../sink/elasticsearch/sink.ts'),
+      import('../sink/elasticsearch/templates.ts'),
+      import('../sink/elasticsearch/node-watcher.ts'),
+    ]);
+  const nodes =
+    config.connection.cloudId === undefined
+      ? new NodeWatcher(log, config.connection.nodes.length)
+      : undefined;
   let client: ReturnType<typeof createClient>;
   try {
-    client = createClient(config.connection);
+    client = createClient(config.connection, nodes);
   } catch (err) {
     throw new UsageError(`Elasticsearch client: ${(err as Error).message}`);
   }
@@ -196,5 +205,5 @@ export async function createOutput(
     await installTemplates(client, [config.sink.index, config.sink.dlqIndex], log, config.mergeKey);
   }
   const sink = new ElasticsearchSink(config.sink, clientTransport(client, config.connection.pipeline), log);
-  return { sink, elasticsearch: sink };
+  return { sink, elasticsearch: sink, nodes };
 }
