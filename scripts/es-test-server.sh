@@ -62,7 +62,12 @@ if [ "$NODES" -gt 1 ]; then
 else
   CLUSTER_NAME=logferry-test
 fi
-START_TIMEOUT_S="${LOGFERRY_ES_START_TIMEOUT_S:-180}"
+# Three JVMs starting at once on a 2-core machine took 2-4 minutes when it was busy.
+if [ "$NODES" -gt 1 ]; then
+  START_TIMEOUT_S="${LOGFERRY_ES_START_TIMEOUT_S:-360}"
+else
+  START_TIMEOUT_S="${LOGFERRY_ES_START_TIMEOUT_S:-180}"
+fi
 WRITE_QUEUE_SIZE="${LOGFERRY_ES_WRITE_QUEUE_SIZE:-}"
 MAX_CONTENT_LENGTH="${LOGFERRY_ES_MAX_CONTENT_LENGTH:-}"
 
