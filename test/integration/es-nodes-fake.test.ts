@@ -1,6 +1,8 @@
 // Several Elasticsearch URLs through the official client's pool, against three fake nodes (real HTTP servers):
 // a stopped node neither fails a bulk nor stalls it, its failure and its recovery are each seen once, and it
 // gets requests again once it is back. The same against three real nodes: es-cluster.test.ts.
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { clientTransport, createClient } from '../../src/sink/elasticsearch/client.ts';
 import { NodeWatcher } from '../../src/sink/elasticsearch/node-watcher.ts';
@@ -8,6 +10,7 @@ import { SourceCounters } from '../../src/telemetry/counters.ts';
 import type { Logger } from '../../src/telemetry/logger.ts';
 import { createMetrics } from '../../src/telemetry/metrics.ts';
 import { type FakeElasticsearch, startFakeElasticsearch } from '../fakes/fake-elasticsearch.ts';
+import { criLine, runCli, tempDir } from '../helpers/cli.ts';
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -136,5 +139,33 @@ describe('several Elasticsearch URLs (fake nodes)', () => {
     expect(text).toMatch(/^logferry_output_node_failures_total 1$/m);
     expect(text).toMatch(/^logferry_output_node_recoveries_total 0$/m);
     expect(text).toMatch(/^logferry_output_nodes_down 1$/m);
+  });
+
+  it('tail --es with three URLs and one node down: everything stored once, the failure logged once', async () => {
+    fakes = await Promise.all(Array.from({ length: 3 }, () => startFakeElasticsearch()));
+    await fakes[1]!.stop();
+    const { dir, cleanup } = await tempDir();
+    closers.push(cleanup);
+    const log = join(dir, '0.log');
+    await writeFile(log, Array.from({ length: 3_000 }, (_, i) => criLine(i, `line ${i}`)).join(''));
+    const res = await runCli([
+      'tail',
+      '--once',
+      '--from-beginning',
+      '--es',
+      fakes.map((f) => f.url).join(','),
+      '--index',
+      'logs-nodes',
+      '--batch-docs',
+      '100',
+      log,
+    ]);
+    expect(res.code).toBe(0);
+    expect(fakes.reduce((n, f) => n + f.count('logs-nodes'), 0)).toBe(3_000);
+    const down = fakes[1]!.url.replace(/\/$/, '');
+    expect(res.stderr.split('\n').filter((l) => l.includes(`node ${down} failed`))).toHaveLength(1);
+    // the bulks moved on to the other nodes: the output itself never had to retry
+    expect(res.stderr).not.toContain('cannot reach Elasticsearch');
+    expect(res.stderr).toMatch(/3000 stored, 0 already stored/);
   });
 });
