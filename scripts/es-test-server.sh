@@ -359,7 +359,7 @@ cmd_fetch() {
 }
 
 cmd_start() {
-  if all_configs_match && [ -f "$URL_FILE" ] && answers "$(head -n 1 "$URL_FILE")"; then
+  if all_configs_match && [ -f "$URL_FILE" ] && answers "$(cut -d, -f1 "$URL_FILE")"; then
     cmd_urls
     return
   fi
