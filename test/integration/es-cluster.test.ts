@@ -217,13 +217,15 @@ describe.skipIf(!enabled)('a real three-node cluster that loses nodes while the 
     children.push(many.child, single.child);
     const unwatch = [watch(many), watch(single)];
 
-    // the writers keep going at RATE lines/s until both failures were seen and MIN_LINES are written
+    // the writers keep going at about RATE lines/s until both failures were seen, then write the rest of
+    // MIN_LINES at once
     let phasesDone = false;
     const writing = (async () => {
-      while (!phasesDone || writer.written < MIN_LINES) {
+      while (!phasesDone) {
         await writer.write(RATE / 10);
         await sleep(100);
       }
+      if (writer.written < MIN_LINES) await writer.write(MIN_LINES - writer.written);
     })();
 
     const storedBy = async (a: RunningAgent) => {
