@@ -217,7 +217,7 @@ export async function runAgent(argv: string[]): Promise<number> {
             stop?.();
           },
         });
-  const { sink, elasticsearch } = await createOutput(output, log, (err) => {
+  const { sink, elasticsearch, nodes } = await createOutput(output, log, (err) => {
     log.error(`output failed: ${err.message}`);
     stop?.();
   });
@@ -236,6 +236,7 @@ export async function runAgent(argv: string[]): Promise<number> {
         elasticsearch === undefined ||
         (elasticsearch.state !== 'retrying' && elasticsearch.state !== 'wrong-server'),
     }),
+    nodes,
   });
   if (elasticsearch !== undefined) elasticsearch.counters.observeRequest = metrics.observeRequest;
   const startedMs = Date.now();

@@ -10,6 +10,7 @@ import type {
 import type { TemplateApi } from '../sink/elasticsearch/templates.ts';
 import type { OpenSearchConnectionOptions } from '../sink/opensearch/client.ts';
 import type { OutputKind } from '../sink/server-kind.ts';
+import type { NodeCounters } from '../sink/elasticsearch/node-watcher.ts';
 import { StreamSink } from '../sink/stdout.ts';
 import type { Logger } from '../telemetry/logger.ts';
 import { parseBytes, parseChoice, parsePositiveInt } from './values.ts';
@@ -265,6 +266,8 @@ export interface Output {
   sink: Sink;
   /** the Elasticsearch or OpenSearch sink, when that is the output (for counters and state) */
   elasticsearch?: ElasticsearchSink | undefined;
+  /** the Elasticsearch nodes' failures and recoveries, when the output has a list of URLs */
+  nodes?: NodeCounters | undefined;
 }
 
 /**
@@ -291,7 +294,7 @@ export async function createOutput(
   const check = output.sink.checkServer({ quiet: tail });
   if (!tail && !config.manageTemplates) {
     void check;
-    return { sink: output.sink, elasticsearch: output.sink };
+    return { sink: output.sink, elasticsearch: output.sink, nodes: output.nodes };
   }
   const verdict = await check;
   if (!verdict.ok && verdict.permanent && tail) {
@@ -308,11 +311,13 @@ export async function createOutput(
       output.mergeKeyMapping,
     );
   }
-  return { sink: output.sink, elasticsearch: output.sink };
+  return { sink: output.sink, elasticsearch: output.sink, nodes: output.nodes };
 }
 
 interface BuiltOutput {
   sink: ElasticsearchSink;
+  /** Elasticsearch's node failures and recoveries (node-watcher.ts) */
+  nodes?: NodeCounters | undefined;
   transport: BulkTransport;
   templates: TemplateApi;
   /** the merge key's mapping in the templates (default: `flattened`) */
@@ -325,15 +330,21 @@ async function createElasticsearchOutput(config: OutputConfig, log: Logger): Pro
     { ElasticsearchSink },
     { elasticsearchTemplateApi },
     { elasticsearchIdentify },
+    { NodeWatcher },
   ] = await Promise.all([
     import('../sink/elasticsearch/client.ts'),
     import('../sink/elasticsearch/sink.ts'),
     import('../sink/elasticsearch/templates.ts'),
     import('../sink/elasticsearch/identify.ts'),
+    import('../sink/elasticsearch/node-watcher.ts'),
   ]);
+  const nodes =
+    config.connection.cloudId === undefined
+      ? new NodeWatcher(log, config.connection.nodes.length)
+      : undefined;
   let client: ReturnType<typeof createClient>;
   try {
-    client = createClient(config.connection);
+    client = createClient(config.connection, nodes);
   } catch (err) {
     throw new UsageError(`Elasticsearch client: ${(err as Error).message}`);
   }
@@ -345,6 +356,7 @@ async function createElasticsearchOutput(config: OutputConfig, log: Logger): Pro
     sink: new ElasticsearchSink(config.sink, transport, log),
     transport,
     templates: elasticsearchTemplateApi(client),
+    nodes,
   };
 }
 

@@ -2,6 +2,7 @@ import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom
 import type { MetadataStatus } from '../enrich/types.ts';
 import { IDLE_WAKE_MS } from '../server/event-loop.ts';
 import type { SinkCounters } from '../sink/counters.ts';
+import type { NodeCounters } from '../sink/elasticsearch/node-watcher.ts';
 import type { FileStatus } from '../source/tailer.ts';
 import type { SourceCounters } from './counters.ts';
 
@@ -16,6 +17,8 @@ export interface MetricsSources {
   metadata?: (() => MetadataStatus) | undefined;
   /** for logferry_output_up; added to the first draft, which had no way to tell output health */
   output?: (() => { healthy: boolean }) | undefined;
+  /** the Elasticsearch nodes' failures and recoveries (issue #14); absent for stdout and Elastic Cloud */
+  nodes?: NodeCounters | undefined;
 }
 
 export interface Metrics {
@@ -46,7 +49,7 @@ export function createMetrics(sources: MetricsSources): Metrics {
   // prom-client samples event-loop lag with its own timer, every 10 ms by default: 100 wake-ups a
   // second of an idle agent, the largest part of its idle CPU (docs/PERFORMANCE.md, section 4)
   collectDefaultMetrics({ register: registry, eventLoopMonitoringPrecision: IDLE_WAKE_MS });
-  const { source, sink, budget, metadata, output } = sources;
+  const { source, sink, budget, metadata, output, nodes } = sources;
 
   const counter = (name: string, help: string, read: () => number) =>
     new Counter({
@@ -176,6 +179,19 @@ export function createMetrics(sources: MetricsSources): Metrics {
     gauge('output_up', '1 while the output can deliver (not retrying, not unauthorized).', () =>
       output().healthy ? 1 : 0,
     );
+  }
+  if (nodes !== undefined) {
+    counter(
+      'output_node_failures_total',
+      'Times an Elasticsearch node stopped answering (connection error or HTTP 502/503/504) and was taken out of the pool.',
+      () => nodes.failures,
+    );
+    counter(
+      'output_node_recoveries_total',
+      'Times a failed Elasticsearch node answered again and was put back in the pool.',
+      () => nodes.recoveries,
+    );
+    gauge('output_nodes_down', 'Elasticsearch nodes failed now (of the configured URLs).', () => nodes.down);
   }
   if (metadata !== undefined) {
     gauge('metadata_cached_pods', 'Pods in the metadata cache.', () => metadata().cachedPods);

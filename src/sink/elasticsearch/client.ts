@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { Client, errors } from '@elastic/elasticsearch';
+import { type NodeWatcher, watchedConnectionPool } from './node-watcher.ts';
 import type { BulkTransport } from './sink.ts';
 
 export interface ConnectionOptions {
@@ -17,7 +18,11 @@ export interface ConnectionOptions {
   pipeline?: string | undefined;
 }
 
-export function createClient(opts: ConnectionOptions): Client {
+/**
+ * The official client over `opts.nodes`. With `watcher`, node failures and recoveries are followed
+ * (see node-watcher.ts); an Elastic Cloud id keeps the client's own pool (one endpoint).
+ */
+export function createClient(opts: ConnectionOptions, watcher?: NodeWatcher): Client {
   const auth =
     opts.apiKey !== undefined
       ? { apiKey: opts.apiKey }
@@ -39,10 +44,21 @@ export function createClient(opts: ConnectionOptions): Client {
     ...(tls !== undefined ? { tls } : {}),
     compression: opts.compression,
     requestTimeout: opts.requestTimeoutMs,
-    // logferry retries itself, per item, without giving up; the client must not retry whole bodies
-    maxRetries: 0,
-    // a failed node is retried soon rather than after the default minute
-    resurrectStrategy: 'optimistic',
+    // logferry retries itself, per item, with backoff, without giving up. The client only moves a
+    // request that got a connection error or a 502/503/504 on to the next node, at most once per
+    // other node, so one dead node neither stalls a bulk nor makes the output 'retrying'; what the
+    // dead node may have stored of it answers 409 'already stored' on the next node. One URL: no
+    // client retry at all.
+    maxRetries: Math.max(0, opts.nodes.length - 1),
+    ...(opts.cloudId === undefined && watcher !== undefined
+      ? {
+          ConnectionPool: watchedConnectionPool(watcher),
+          // a failed node gets a HEAD / in the background (any status but 502/503/504 revives it,
+          // also the 405 of the integ-test distribution) rather than a bulk body sent to find out
+          resurrectStrategy: 'ping' as const,
+        }
+      : // a failed node is retried soon rather than after the default minute
+        { resurrectStrategy: 'optimistic' as const }),
     // The default ('replace') deep-copies the whole request, bulk body included, for every error
     // answer: under a 429 storm that took seconds of CPU and gigabytes of memory (bench storm429).
     // 'remove' drops headers (credentials) and connection details without copying anything.
@@ -62,7 +78,7 @@ export function clientTransport(client: Client, pipeline?: string): BulkTranspor
       try {
         const res = await client.transport.request(
           { method: 'POST', path: '/_bulk', bulkBody: body, querystring },
-          { meta: true, maxRetries: 0 },
+          { meta: true },
         );
         return { status: res.statusCode ?? 200, body: res.body };
       } catch (err) {

@@ -41,6 +41,7 @@ function setup() {
     metadata: { state: 'syncing', cachedPods: 0, misses: 0, lastError: undefined } as MetadataStatus,
     healthy: true,
   };
+  const nodes = { failures: 0, recoveries: 0, down: 0 };
   const metrics = createMetrics({
     source,
     sink,
@@ -48,8 +49,9 @@ function setup() {
     files: () => state.files,
     metadata: () => state.metadata,
     output: () => ({ healthy: state.healthy }),
+    nodes,
   });
-  return { source, sink, budget, state, metrics };
+  return { source, sink, budget, state, nodes, metrics };
 }
 
 describe('createMetrics', () => {
@@ -119,7 +121,7 @@ describe('createMetrics', () => {
   });
 
   it('reads the gauges at scrape time', async () => {
-    const { source, sink, budget, state, metrics } = setup();
+    const { source, sink, budget, state, nodes, metrics } = setup();
     source.fileOpened('/a');
     source.fileOpened('/b');
     source.fileClosed('/a');
@@ -139,12 +141,17 @@ describe('createMetrics', () => {
     expect(got.get('logferry_metadata_cached_pods')).toBe(42);
     expect(got.get('logferry_metadata_synced')).toBe(1);
     expect(got.get('logferry_output_up')).toBe(1);
+    expect(got.get('logferry_output_nodes_down')).toBe(0);
 
     state.healthy = false;
+    Object.assign(nodes, { failures: 3, recoveries: 2, down: 1 });
     state.metadata = { state: 'unreachable', cachedPods: 42, misses: 0, lastError: 'ECONNREFUSED' };
     state.files = [];
     got = await scrape(metrics.registry);
     expect(got.get('logferry_output_up')).toBe(0);
+    expect(got.get('logferry_output_nodes_down')).toBe(1);
+    expect(got.get('logferry_output_node_failures_total')).toBe(3);
+    expect(got.get('logferry_output_node_recoveries_total')).toBe(2);
     expect(got.get('logferry_metadata_synced')).toBe(0);
     expect(got.get('logferry_lag_bytes')).toBe(0);
   });
@@ -191,7 +198,13 @@ describe('createMetrics', () => {
     const names = (await metrics.registry.getMetricsAsJSON()).map((m) => m.name);
     expect(names).toContain('logferry_lines_read_total');
     expect(names).toContain('logferry_bulk_request_duration_seconds');
-    for (const absent of ['logferry_records_total', 'logferry_output_up', 'logferry_metadata_synced']) {
+    for (const absent of [
+      'logferry_records_total',
+      'logferry_output_up',
+      'logferry_output_nodes_down',
+      'logferry_output_node_failures_total',
+      'logferry_metadata_synced',
+    ]) {
       expect(names).not.toContain(absent);
     }
   });
