@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { redactCredentials, UsageError } from '../errors.ts';
 import type { Sink } from '../pipeline/types.ts';
 import { IndexTemplate, validateIndexName } from '../sink/elasticsearch/encode.ts';
+import type { NodeCounters } from '../sink/elasticsearch/node-watcher.ts';
 import type {
   BulkTransport,
   ElasticsearchSink,
@@ -10,7 +11,6 @@ import type {
 import type { TemplateApi } from '../sink/elasticsearch/templates.ts';
 import type { OpenSearchConnectionOptions } from '../sink/opensearch/client.ts';
 import type { OutputKind } from '../sink/server-kind.ts';
-import type { NodeCounters } from '../sink/elasticsearch/node-watcher.ts';
 import { StreamSink } from '../sink/stdout.ts';
 import type { Logger } from '../telemetry/logger.ts';
 import { parseBytes, parseChoice, parsePositiveInt } from './values.ts';
