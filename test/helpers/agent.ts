@@ -3,7 +3,10 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { appendFile, mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import { BIN, sleep } from './cli.ts';
+import { afterEach, beforeEach } from 'vitest';
+import { type FakeElasticsearch, startFakeElasticsearch } from '../fakes/fake-elasticsearch.ts';
+import { type FakeKubernetes, startFakeKubernetes } from '../fakes/fake-kubernetes.ts';
+import { BIN, sleep, tempDir } from './cli.ts';
 
 export const NODE = 'node-1';
 
@@ -16,6 +19,32 @@ export interface AgentEnv {
   children: ChildProcess[];
   /** --node-name; default NODE */
   nodeName?: string | undefined;
+}
+
+/**
+ * For each test of the file that calls it: a temp dir, a fake Elasticsearch and a fake Kubernetes
+ * API, all closed after the test, and the agents it started killed. Read the current test's through
+ * the getters.
+ */
+export function agentFixture(): { env(): AgentEnv; es(): FakeElasticsearch; kube(): FakeKubernetes } {
+  let env: AgentEnv | undefined;
+  let es: FakeElasticsearch | undefined;
+  let kube: FakeKubernetes | undefined;
+  let cleanup: () => Promise<void> = async () => {};
+  beforeEach(async () => {
+    const t = await tempDir();
+    cleanup = t.cleanup;
+    es = await startFakeElasticsearch();
+    kube = await startFakeKubernetes();
+    env = { dir: t.dir, kubeUrl: kube.url, esUrl: es.url, children: [] };
+  });
+  afterEach(async () => {
+    for (const c of env?.children.splice(0) ?? []) c.kill('SIGKILL');
+    await es?.close();
+    await kube?.close();
+    await cleanup();
+  });
+  return { env: () => env!, es: () => es!, kube: () => kube! };
 }
 
 /** Appends CRI lines to `<dir>/pods/<ns>_<pod>_<uid>/<container>/0.log`; returns the file. */

@@ -1,29 +1,9 @@
 // `logferry agent` gives itself its runtime settings (src/cli/runtime.ts): the built CLI is started
 // without NODE_OPTIONS or MALLOC_* and /status says what the process that serves it runs with.
-import type { ChildProcess } from 'node:child_process';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { type FakeElasticsearch, startFakeElasticsearch } from '../fakes/fake-elasticsearch.ts';
-import { type FakeKubernetes, startFakeKubernetes } from '../fakes/fake-kubernetes.ts';
-import { type AgentEnv, startAgent } from '../helpers/agent.ts';
-import { tempDir } from '../helpers/cli.ts';
+import { describe, expect, it } from 'vitest';
+import { agentFixture, startAgent } from '../helpers/agent.ts';
 
-let dir: string;
-let cleanup: () => Promise<void>;
-let es: FakeElasticsearch;
-let kube: FakeKubernetes;
-const children: ChildProcess[] = [];
-
-beforeEach(async () => {
-  ({ dir, cleanup } = await tempDir());
-  es = await startFakeElasticsearch();
-  kube = await startFakeKubernetes();
-});
-afterEach(async () => {
-  for (const c of children.splice(0)) c.kill('SIGKILL');
-  await es.close();
-  await kube.close();
-  await cleanup();
-});
+const fixture = agentFixture();
 
 interface Runtime {
   pid: number;
@@ -45,8 +25,7 @@ async function runtimeOf(
   extra: string[],
   childEnv: NodeJS.ProcessEnv,
 ): Promise<{ rt: Runtime; pid: number }> {
-  const env: AgentEnv = { dir, kubeUrl: kube.url, esUrl: es.url, children };
-  const agent = startAgent(env, extra, 'pipe', childEnv);
+  const agent = startAgent(fixture.env(), extra, 'pipe', childEnv);
   const url = await agent.url();
   const status = (await (await fetch(`${url}/status`)).json()) as { runtime: Runtime };
   return { rt: status.runtime, pid: agent.child.pid! };

@@ -1,31 +1,12 @@
 // Records workers start with work and end after --worker-idle-ms without it (worker/pool.ts), and a
 // file's state crosses a stop exactly: the agent as a child process, a fake Kubernetes API and a
 // fake Elasticsearch, every line a unique token.
-import type { ChildProcess } from 'node:child_process';
 import { appendFile } from 'node:fs/promises';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { type FakeElasticsearch, startFakeElasticsearch } from '../fakes/fake-elasticsearch.ts';
-import { type FakeKubernetes, startFakeKubernetes } from '../fakes/fake-kubernetes.ts';
-import { type AgentEnv, podLog, startAgent } from '../helpers/agent.ts';
-import { criLine, sleep, tempDir } from '../helpers/cli.ts';
+import { describe, expect, it } from 'vitest';
+import { agentFixture, podLog, startAgent } from '../helpers/agent.ts';
+import { criLine, sleep } from '../helpers/cli.ts';
 
-let dir: string;
-let cleanup: () => Promise<void>;
-let es: FakeElasticsearch;
-let kube: FakeKubernetes;
-const children: ChildProcess[] = [];
-
-beforeEach(async () => {
-  ({ dir, cleanup } = await tempDir());
-  es = await startFakeElasticsearch();
-  kube = await startFakeKubernetes();
-});
-afterEach(async () => {
-  for (const c of children.splice(0)) c.kill('SIGKILL');
-  await es.close();
-  await kube.close();
-  await cleanup();
-});
+const fixture = agentFixture();
 
 const IDLE_MS = 400;
 
@@ -45,15 +26,20 @@ async function until(what: string, check: () => Promise<boolean>, ms = 20_000): 
   throw new Error(`timed out waiting for ${what}`);
 }
 
-const messages = () => es.docs().map((d) => (d.source as { message: string }).message);
+const messages = () =>
+  fixture
+    .es()
+    .docs()
+    .map((d) => (d.source as { message: string }).message);
 
 describe('records workers on demand', () => {
   it('ends an idle worker, starts it again for new lines, and a line cut in pieces across a stop arrives whole, once', async () => {
-    const env: AgentEnv = { dir, kubeUrl: kube.url, esUrl: es.url, children };
+    const env = fixture.env();
+    const es = fixture.es();
     const files = await Promise.all(
       ['a', 'b', 'c'].map((pod, p) =>
         podLog(
-          dir,
+          env.dir,
           'default',
           pod,
           `uid-${pod}`,
