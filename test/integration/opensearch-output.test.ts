@@ -10,6 +10,7 @@ import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from
 import { templateName } from '../../src/sink/elasticsearch/templates.ts';
 import { type FakeElasticsearch, startFakeElasticsearch } from '../fakes/fake-elasticsearch.ts';
 import { type FakeOpenSearch, startFakeOpenSearch } from '../fakes/fake-opensearch.ts';
+import { startAgent } from '../helpers/agent.ts';
 import { BIN, criLine, runCli, sleep, tempDir } from '../helpers/cli.ts';
 
 let dir: string;
@@ -408,48 +409,16 @@ describe('the server check (fakes)', () => {
     await mkdir(pods, { recursive: true });
     await writeFile(join(pods, '0.log'), criLine(1, 'x'));
     const bulkBefore = os.requests.filter((r) => r === 'POST /_bulk').length;
-    const child = spawn(
-      process.execPath,
-      [
-        BIN,
-        'agent',
-        '--pods-dir',
-        join(dir, 'pods'),
-        '--state-dir',
-        join(dir, 'state'),
-        '--node-name',
-        'n1',
-        '--no-kube',
-        '--es',
-        os.url,
-        '--http-addr',
-        '127.0.0.1:0',
-        '--log-format',
-        'json',
-        '--flush-ms',
-        '50',
-        '--poll-interval-ms',
-        '50',
-        '--retry-max-ms',
-        '200',
-        '--shutdown-timeout',
-        '500',
-      ],
-      { stdio: ['ignore', 'ignore', 'pipe'] },
-    );
-    children.push(child);
-    const logs: Array<Record<string, unknown>> = [];
-    let partial = '';
-    child.stderr!.setEncoding('utf8').on('data', (d: string) => {
-      const lines = (partial + d).split('\n');
-      partial = lines.pop() ?? '';
-      for (const l of lines) if (l.trim() !== '') logs.push(JSON.parse(l) as Record<string, unknown>);
-    });
-    let url: string | undefined;
-    for (let i = 0; i < 200 && url === undefined; i++) {
-      url = logs.find((l) => typeof l.http === 'string')?.http as string | undefined;
-      if (url === undefined) await sleep(50);
-    }
+    // the shared agent runner (test/helpers/agent.ts): its flags, with no Kubernetes API
+    const agent = startAgent({ dir, kubeUrl: 'http://127.0.0.1:1', esUrl: os.url, children }, [
+      '--no-kube',
+      '--retry-max-ms',
+      '200',
+      '--shutdown-timeout',
+      '500',
+    ]);
+    const { child, logs } = agent;
+    const url = await agent.url();
     let ready = 0;
     let status: { output?: { state?: string; lastError?: string } } = {};
     for (let i = 0; i < 100; i++) {

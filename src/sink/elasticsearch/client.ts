@@ -1,5 +1,5 @@
-import { readFileSync } from 'node:fs';
 import { Client, errors } from '@elastic/elasticsearch';
+import { bulkQuerystring, tlsOptions } from '../connection.ts';
 import { type NodeWatcher, watchedConnectionPool } from './node-watcher.ts';
 import type { BulkTransport } from './sink.ts';
 
@@ -31,13 +31,7 @@ export function createClient(opts: ConnectionOptions, watcher?: NodeWatcher): Cl
         : opts.username !== undefined
           ? { username: opts.username, password: opts.password ?? '' }
           : undefined;
-  const tls =
-    opts.caFile !== undefined || opts.insecure
-      ? {
-          ...(opts.caFile !== undefined ? { ca: readFileSync(opts.caFile) } : {}),
-          ...(opts.insecure ? { rejectUnauthorized: false } : {}),
-        }
-      : undefined;
+  const tls = tlsOptions(opts);
   return new Client({
     ...(opts.cloudId !== undefined ? { cloud: { id: opts.cloudId } } : { nodes: opts.nodes }),
     ...(auth !== undefined ? { auth } : {}),
@@ -68,11 +62,7 @@ export function createClient(opts: ConnectionOptions, watcher?: NodeWatcher): Cl
 
 /** `_bulk` through the official client's transport: the NDJSON body is sent as built, no re-serialization. */
 export function clientTransport(client: Client, pipeline?: string): BulkTransport {
-  const querystring: Record<string, string> = {
-    // only what classification needs: much smaller responses to parse
-    filter_path: 'errors,items.*.status,items.*.error.type,items.*.error.reason',
-  };
-  if (pipeline !== undefined) querystring.pipeline = pipeline;
+  const querystring = bulkQuerystring(pipeline);
   return {
     async bulk(body: Buffer) {
       try {

@@ -1,6 +1,6 @@
-import { readFileSync } from 'node:fs';
 import { Client, errors } from '@opensearch-project/opensearch';
 import { errorMessage } from '../../errors.ts';
+import { bulkQuerystring, tlsOptions } from '../connection.ts';
 import type { ConnectionOptions } from '../elasticsearch/client.ts';
 import type { BulkTransport } from '../elasticsearch/sink.ts';
 import type { TemplateApi } from '../elasticsearch/templates.ts';
@@ -23,13 +23,7 @@ export interface OpenSearchConnectionOptions extends ConnectionOptions {
  * SDK's default chain (environment, web identity token file as EKS's IRSA sets it, profile, IMDS).
  */
 export async function createOpenSearchClient(opts: OpenSearchConnectionOptions): Promise<Client> {
-  const tls =
-    opts.caFile !== undefined || opts.insecure
-      ? {
-          ...(opts.caFile !== undefined ? { ca: readFileSync(opts.caFile) } : {}),
-          ...(opts.insecure ? { rejectUnauthorized: false } : {}),
-        }
-      : undefined;
+  const tls = tlsOptions(opts);
   let signer: object = {};
   if (opts.aws !== undefined) {
     const [{ AwsSigv4Signer }, { defaultProvider }] = await Promise.all([
@@ -70,11 +64,7 @@ function responseOf(
 
 /** `_bulk` and `GET /` through the OpenSearch client's transport; the NDJSON body is sent as built. */
 export function openSearchTransport(client: Client, pipeline?: string): BulkTransport {
-  const querystring: Record<string, string> = {
-    // only what classification needs: much smaller responses to parse
-    filter_path: 'errors,items.*.status,items.*.error.type,items.*.error.reason',
-  };
-  if (pipeline !== undefined) querystring.pipeline = pipeline;
+  const querystring = bulkQuerystring(pipeline);
   return {
     async bulk(body: Buffer) {
       try {
