@@ -74,22 +74,11 @@ MAX_CONTENT_LENGTH="${LOGFERRY_ES_MAX_CONTENT_LENGTH:-}"
 DIST_DIR="$CACHE_DIR/elasticsearch-$ES_VERSION"
 URL_FILE="$STATE_DIR/url"
 
-log() { printf 'es-test-server: %s\n' "$*" >&2; }
-die() {
-  log "$*"
-  exit 1
-}
+LOG_NAME=es-test-server
+# shellcheck source=scripts/lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-is_root() { [ "$(id -u)" -eq 0 ]; }
 
-# Runs a command as the user Elasticsearch runs as: Elasticsearch refuses to start as root.
-as_es_user() {
-  if is_root; then
-    runuser -u "$ES_USER" -- "$@"
-  else
-    "$@"
-  fi
-}
 
 # Where node N keeps its config, data, logs and pid: the single node uses the state dir itself.
 node_dir() {
@@ -303,7 +292,7 @@ launch_node() {
   fi
   rm -f "$dir/logs/http.ports"
   log "starting Elasticsearch $ES_VERSION node $i from $home (Java: $java_home, heap $HEAP)"
-  as_es_user env \
+  as_user "$ES_USER" env \
     ES_JAVA_HOME="$java_home" \
     ES_PATH_CONF="$dir/config" \
     ES_JAVA_OPTS="-Xms$HEAP -Xmx$HEAP ${LOGFERRY_ES_JAVA_OPTS:-}" \

@@ -17,11 +17,9 @@ CACHE_DIR="${LOGFERRY_HELM_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/logferry-h
 BIN_DIR="$CACHE_DIR/$HELM_VERSION"
 HELM="$BIN_DIR/helm"
 
-log() { printf 'helm.sh: %s\n' "$*" >&2; }
-die() {
-  log "$*"
-  exit 1
-}
+LOG_NAME=helm.sh
+# shellcheck source=scripts/lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 # The binary runs and is the version asked for (a binary built without the version stamp says "v4.3").
 works() { [ -x "$HELM" ] && [ "$("$HELM" version --template '{{.Version}}' 2>/dev/null)" = "$HELM_VERSION" ]; }

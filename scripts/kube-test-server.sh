@@ -30,13 +30,10 @@ BIN_DIR="$CACHE_DIR/$KUBE_VERSION"
 APISERVER="$BIN_DIR/kube-apiserver"
 ENV_FILE="$STATE_DIR/env"
 
-log() { printf 'kube-test-server: %s\n' "$*" >&2; }
-die() {
-  log "$*"
-  exit 1
-}
+LOG_NAME=kube-test-server
+# shellcheck source=scripts/lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-is_root() { [ "$(id -u)" -eq 0 ]; }
 
 build_apiserver() {
   if [ -x "$APISERVER" ]; then

@@ -28,22 +28,10 @@ DIST_DIR="$CACHE_DIR/opensearch-$OS_VERSION"
 PID_FILE="$STATE_DIR/os.pid"
 URL_FILE="$STATE_DIR/url"
 
-log() { printf 'os-test-server: %s\n' "$*" >&2; }
-die() {
-  log "$*"
-  exit 1
-}
+LOG_NAME=os-test-server
+# shellcheck source=scripts/lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-is_root() { [ "$(id -u)" -eq 0 ]; }
-
-# Runs a command as the user OpenSearch runs as: OpenSearch refuses to start as root.
-as_os_user() {
-  if is_root; then
-    runuser -u "$OS_USER" -- "$@"
-  else
-    "$@"
-  fi
-}
 
 find_java_home() {
   if [ -n "${LOGFERRY_OS_JAVA_HOME:-}" ]; then
@@ -204,7 +192,7 @@ cmd_start() {
 
   local started_at=$SECONDS
   log "starting OpenSearch $OS_VERSION from $home (Java: $java_home)"
-  as_os_user env \
+  as_user "$OS_USER" env \
     OPENSEARCH_JAVA_HOME="$java_home" \
     OPENSEARCH_PATH_CONF="$STATE_DIR/config" \
     OPENSEARCH_JAVA_OPTS="-Xms$HEAP -Xmx$HEAP ${LOGFERRY_OS_JAVA_OPTS:-}" \
